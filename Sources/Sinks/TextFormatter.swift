@@ -1,0 +1,143 @@
+import PGNodeModel
+
+/// Renders findings for a person: grouped by container, node-level first, with severities
+/// coloured only when writing to a terminal and histograms drawn as the BCC tools draw them.
+public struct TextFormatter: Sendable {
+    /// Whether to use ANSI colours.
+    public var colour: Bool
+
+    /// A formatter; `colour` should be true only when the output is a terminal.
+    public init(colour: Bool) { self.colour = colour }
+
+    /// The text for `findings`.
+    public func format(_ findings: [Finding]) -> String {
+        var groups: [(key: String, findings: [Finding])] = []
+        for finding in findings {
+            let key = finding.resource.containerID ?? ""
+            if let index = groups.firstIndex(where: { $0.key == key }) {
+                groups[index].findings.append(finding)
+            } else {
+                groups.append((key, [finding]))
+            }
+        }
+        groups.sort { ($0.key.isEmpty ? 0 : 1) < ($1.key.isEmpty ? 0 : 1) }
+        var out = ""
+        for (index, group) in groups.enumerated() {
+            if index > 0 { out += "\n" }
+            out += heading(for: group.findings[0].resource) + "\n"
+            for finding in group.findings { out += render(finding) }
+        }
+        return out
+    }
+
+    func heading(for resource: ResourceAttributes) -> String {
+        guard let id = resource.containerID else { return bold("node \(resource.nodeName)") }
+        var parts = ["container \(id.prefix(12))"]
+        if let ns = resource.namespace, let pod = resource.podName {
+            parts.append("pod \(ns)/\(pod)")
+        } else if let pod = resource.podName {
+            parts.append("pod \(pod)")
+        }
+        if let name = resource.containerName { parts.append("(\(name))") }
+        if let runtime = resource.containerRuntime { parts.append("[\(runtime)]") }
+        parts.append("on \(resource.nodeName)")
+        return bold(parts.joined(separator: " "))
+    }
+
+    func render(_ finding: Finding) -> String {
+        let label = finding.severity.rawValue.uppercased()
+        let padded = label + String(repeating: " ", count: max(0, 11 - label.count))
+        var out = "  \(paint(padded, finding.severity)) \(finding.check): \(finding.observation.summary)\n"
+        for member in finding.observation.evidence.members {
+            out += renderEvidence(key: member.key, value: member.value, indent: "      ")
+        }
+        if !finding.observation.remedy.isEmpty {
+            out += "      remedy: \(finding.observation.remedy)\n"
+        }
+        return out
+    }
+
+    func renderEvidence(key: String, value: JSONValue, indent: String) -> String {
+        if let buckets = Log2Histogram.buckets(from: value) {
+            return indent + "\(key):\n" + Self.drawHistogram(buckets, unit: unit(of: key), indent: indent + "  ")
+        }
+        if case .array(let items) = value, !items.isEmpty, items.allSatisfy({ $0.objectValue != nil }) {
+            var out = indent + "\(key):\n"
+            for item in items { out += indent + "  - " + JSONWriter.string(item) + "\n" }
+            return out
+        }
+        let text: String
+        switch value {
+        case .string(let s): text = s
+        case .int(let i) where key.hasSuffix("_bytes"): text = "\(i) (\(Self.humanBytes(i)))"
+        default: text = JSONWriter.string(value)
+        }
+        return indent + "\(key): \(text)\n"
+    }
+
+    func unit(of key: String) -> String {
+        if key.hasSuffix("_us") { return "usecs" }
+        if key.hasSuffix("_ns") { return "nsecs" }
+        if key.hasSuffix("_bytes") { return "bytes" }
+        return "value"
+    }
+
+    /// A log2 histogram in the layout of BCC's `print_log2_hist`.
+    public static func drawHistogram(
+        _ buckets: [(low: UInt64, high: UInt64, count: UInt64)], unit: String, indent: String = ""
+    ) -> String {
+        guard !buckets.isEmpty else { return "" }
+        let maxCount = buckets.map(\.count).max() ?? 1
+        let width = max(String(buckets.map(\.high).max() ?? 0).count, 5)
+        let header =
+            String(repeating: " ", count: max(0, width * 2 + 4 - unit.count) / 2 + 1) + unit
+        let headerLine = header + String(repeating: " ", count: max(1, width * 2 + 5 - header.count))
+        var out = indent + headerLine + ": count     distribution\n"
+        for bucket in buckets {
+            let stars = maxCount == 0 ? 0 : Int((bucket.count * 40 + maxCount - 1) / maxCount)
+            let bar = String(repeating: "*", count: min(stars, 40)) + String(repeating: " ", count: 40 - min(stars, 40))
+            let count = String(bucket.count)
+            out +=
+                indent + leftPad(String(bucket.low), width) + " -> " + rightPad(String(bucket.high), width) + " : "
+                + rightPad(count, 9) + "|" + bar + "|\n"
+        }
+        return out
+    }
+
+    /// 1536 → "1.5 KiB".
+    public static func humanBytes(_ value: Int64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+        var v = Double(value)
+        var index = 0
+        while abs(v) >= 1024 && index < units.count - 1 {
+            v /= 1024
+            index += 1
+        }
+        if index == 0 { return "\(value) B" }
+        let rounded = (v * 10).rounded() / 10
+        return "\(rounded) \(units[index])"
+    }
+
+    private static func leftPad(_ s: String, _ width: Int) -> String {
+        String(repeating: " ", count: max(0, width - s.count)) + s
+    }
+
+    private static func rightPad(_ s: String, _ width: Int) -> String {
+        s + String(repeating: " ", count: max(0, width - s.count))
+    }
+
+    private func paint(_ text: String, _ severity: Severity) -> String {
+        guard colour else { return text }
+        let code =
+            switch severity {
+            case .ok: "32"
+            case .info: "36"
+            case .warning: "33"
+            case .critical: "1;31"
+            case .unavailable: "35"
+            }
+        return "\u{1B}[\(code)m\(text)\u{1B}[0m"
+    }
+
+    private func bold(_ text: String) -> String { colour ? "\u{1B}[1m\(text)\u{1B}[0m" : text }
+}

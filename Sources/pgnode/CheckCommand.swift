@@ -1,0 +1,112 @@
+import ArgumentParser
+import Checks
+import HostFacts
+import PGNodeModel
+import Sinks
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// `pgnode check`: a one-off diagnosis of this node and its PostgreSQL containers.
+struct CheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Diagnose PostgreSQL containers on this node once and print the findings.",
+        discussion: """
+            Without --container, every PostgreSQL container on the node is diagnosed. Node-level \
+            findings (kernel, BTF, BPF support) always come first. Every check that ran reports, \
+            'ok' included; a check that could not run reports 'unavailable' with its reason.
+
+            Exit status: 0 when the run completed (and no finding reached --fail-on), 1 when a \
+            finding reached --fail-on, 64 on a usage error.
+
+            Examples:
+              pgnode check --container 3f2a9c1b7d4e --duration 30 --format text
+              pgnode check --duration 0 --fail-on critical
+              pgnode check --host-root /host --node-name "$NODE_NAME"
+            """
+    )
+
+    @Option(
+        name: .customLong("container"),
+        help: ArgumentHelp(
+            "A container to diagnose: a full ID, a unique prefix of 12+ hex digits, or containerd://ID. Repeatable.",
+            valueName: "id"))
+    var containers: [String] = []
+
+    @Option(
+        help: ArgumentHelp("How long probes observe, in seconds; 0 runs only the static checks.", valueName: "seconds"))
+    var duration: Double = 10
+
+    @Option(help: "Output format (default: text on a terminal, json otherwise).")
+    var format: OutputFormat?
+
+    @OptionGroup var hostOptions: HostOptions
+
+    @Option(help: ArgumentHelp("A BTF file for this kernel, instead of /sys/kernel/btf/vmlinux.", valueName: "path"))
+    var btf: String?
+
+    @Option(
+        name: .customLong("fail-on"),
+        help: ArgumentHelp("Exit 1 when any finding has this severity or worse.", valueName: "severity"))
+    var failOn: Severity?
+
+    @Option(
+        name: .customLong("node-name"),
+        help: ArgumentHelp(
+            "The node's name for k8s.node.name (default: $NODE_NAME, else the host name).", valueName: "name"))
+    var nodeName: String?
+
+    func validate() throws {
+        guard duration >= 0, duration.isFinite, duration <= 86_400 else {
+            throw ValidationError("--duration must be between 0 and 86400 seconds, not \(duration)")
+        }
+        if let failOn, failOn == .ok || failOn == .unavailable {
+            throw ValidationError("--fail-on takes info, warning or critical, not '\(failOn.rawValue)'")
+        }
+        if let btf, !HostRoot("/").exists(btf) {
+            throw ValidationError("--btf '\(btf)' does not exist")
+        }
+    }
+
+    func run() async throws {
+        let host = hostOptions.host
+        let windowStart = Timestamp.now()
+        let facts = KernelFacts.gather(host: host)
+        let node = NodeIdentity.nodeName(explicit: nodeName, environment: environmentVariables(), host: host)
+        let resource = ResourceAttributes(nodeName: node)
+        let now = Timestamp.now()
+        let findings = KernelChecks.all(facts, btfOverride: btf).map {
+            Finding(observation: $0, resource: resource, windowStart: windowStart, time: now)
+        }
+        emit(findings)
+        if let failOn, findings.contains(where: { $0.severity.isAtLeast(failOn) }) {
+            throw PGNodeExit(code: 1)
+        }
+    }
+
+    private func emit(_ findings: [Finding]) {
+        let terminal = isatty(1) == 1
+        switch format ?? (terminal ? .text : .json) {
+        case .json: writeStandardOutput(NDJSONFormatter().format(findings))
+        case .text: writeStandardOutput(TextFormatter(colour: terminal).format(findings))
+        }
+    }
+}
+
+/// The process environment as a dictionary.
+func environmentVariables() -> [String: String] {
+    var result: [String: String] = [:]
+    var pointer = environ
+    while let entry = pointer.pointee {
+        let text = String(cString: entry)
+        if let eq = text.firstIndex(of: "=") {
+            result[String(text[..<eq])] = String(text[text.index(after: eq)...])
+        }
+        pointer += 1
+    }
+    return result
+}

@@ -1,0 +1,79 @@
+import ArgumentParser
+import PGNodeModel
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// The `pgnode` command: a per-node diagnostic agent for PostgreSQL in containers.
+@main
+struct PGNode: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pgnode",
+        abstract: "Diagnose PostgreSQL containers from below: cgroups, /proc and the kernel's tracepoints.",
+        discussion: """
+            pgnode resolves PostgreSQL containers on this node to their cgroups, pod and processes, \
+            looks at what the kernel sees, and reports findings as JSON (one per line) or as text.
+
+            Examples:
+              pgnode --container 3f2a9c1b7d4e            # diagnose one container (check is the default)
+              pgnode check --duration 0 --format text    # static checks only, for a person
+              pgnode kernel                              # the node's kernel facts as JSON
+            """,
+        version: PGNodeVersion.current,
+        subcommands: [CheckCommand.self, KernelCommand.self],
+        defaultSubcommand: CheckCommand.self
+    )
+
+    /// Parses the arguments; a usage error becomes one line on stderr naming the bad argument.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let exit as PGNodeExit {
+            Glibc.exit(exit.code)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                // --help, --version: ArgumentParser prints them.
+                self.exit(withError: error)
+            }
+            let message = fullMessage(for: error)
+            let first = message.split(separator: "\n").first.map(String.init) ?? "\(error)"
+            let line = first.hasPrefix("Error: ") ? String(first.dropFirst(7)) : first
+            writeStandardError("pgnode: \(line)\n")
+            Glibc.exit(code.rawValue)
+        }
+    }
+}
+
+/// Ends the process with `code` after the command has said what it needed to.
+struct PGNodeExit: Error {
+    let code: Int32
+}
+
+/// Writes to stderr, unbuffered.
+func writeStandardError(_ text: String) {
+    var bytes = Array(text.utf8)
+    bytes.withUnsafeMutableBytes { _ = write(2, $0.baseAddress, $0.count) }
+}
+
+/// Writes to stdout and flushes.
+func writeStandardOutput(_ text: String) {
+    let bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes[offset...].withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+        if n <= 0 {
+            if n < 0 && errno == EINTR { continue }
+            return
+        }
+        offset += n
+    }
+}
