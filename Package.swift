@@ -50,6 +50,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Helpers shared by the test targets: CI-aware requirements, running commands.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
             name: "PGNodeModelTests",
             dependencies: ["PGNodeModel"],
@@ -73,7 +75,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CLITests",
-            dependencies: ["PGNodeModel"],
+            dependencies: ["PGNodeModel", "TestSupport"],
             swiftSettings: strict
         ),
     ],

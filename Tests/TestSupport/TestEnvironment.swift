@@ -1,0 +1,112 @@
+import Foundation
+import Testing
+
+/// What the machine running the tests can do, and how tests that need more must behave.
+///
+/// Tests that need root, BPF or a container runtime are real tests: outside CI they are
+/// skipped when the machine cannot run them; with `CI=true` they *fail* instead, so that a CI
+/// run can never pass by skipping them.
+public enum TestEnvironment {
+    /// Whether the tests run in CI (`CI=true`).
+    public static var isCI: Bool {
+        let value = ProcessInfo.processInfo.environment["CI"]?.lowercased()
+        return value == "true" || value == "1"
+    }
+
+    /// Whether the tests run as root.
+    public static var isRoot: Bool { geteuid() == 0 }
+
+    /// The package's root directory (the folder holding Package.swift).
+    public static let packageRoot: URL = {
+        var url = URL(fileURLWithPath: #filePath)
+        while url.path != "/" {
+            url.deleteLastPathComponent()
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
+        }
+        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+    }()
+
+    /// The `pgnode` binary under test: `$PGNODE_BIN`, else the debug build of this package.
+    public static var pgnodeBinary: String {
+        if let path = ProcessInfo.processInfo.environment["PGNODE_BIN"], !path.isEmpty { return path }
+        return packageRoot.appendingPathComponent(".build/debug/pgnode").path
+    }
+
+    /// Whether a test needing `what` can run: true when `available`; otherwise false, and in CI
+    /// the missing requirement is recorded as a test failure rather than a skip.
+    public static func require(
+        _ available: Bool, _ what: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) -> Bool {
+        if available { return true }
+        if isCI {
+            Issue.record("required in CI but unavailable: \(what)", sourceLocation: sourceLocation)
+        }
+        return false
+    }
+
+    /// `require(isRoot, "root")`.
+    public static func requireRoot(sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
+        require(isRoot, "root privileges", sourceLocation: sourceLocation)
+    }
+
+    /// Whether tests that need root may run: always in CI (where they then fail if not root),
+    /// otherwise only as root. Use with `.enabled(if:)`.
+    public static var privilegedTestsEnabled: Bool { isCI || isRoot }
+}
+
+/// The result of running a command.
+public struct CommandResult: Sendable {
+    /// The exit status (or 128 + signal).
+    public var status: Int32
+    /// What it wrote on stdout.
+    public var stdout: String
+    /// What it wrote on stderr.
+    public var stderr: String
+}
+
+/// Runs commands for tests.
+public enum Command {
+    /// Runs `arguments` (the first is an absolute path or a name looked up in PATH) and waits.
+    @discardableResult
+    public static func run(
+        _ arguments: [String], environment: [String: String]? = nil, stdin: String? = nil
+    ) throws -> CommandResult {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        if let environment {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let input = Pipe()
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try? input.fileHandleForWriting.close()
+        // Drain both pipes concurrently so that a chatty child never blocks on a full pipe.
+        nonisolated(unsafe) var errData = Data()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async {
+            errData = err.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        process.waitUntilExit()
+        let status =
+            process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+        return CommandResult(
+            status: status, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// Runs the `pgnode` binary under test with `arguments`.
+    @discardableResult
+    public static func pgnode(_ arguments: [String], environment: [String: String]? = nil) throws -> CommandResult {
+        try run([TestEnvironment.pgnodeBinary] + arguments, environment: environment)
+    }
+}
