@@ -59,13 +59,13 @@ let package = Package(
         ),
         .testTarget(
             name: "HostFactsTests",
-            dependencies: ["HostFacts", "PGNodeModel"],
-            resources: [.copy("Fixtures")],
+            dependencies: ["HostFacts", "PGNodeModel", "TestSupport"],
+            exclude: ["Fixtures"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "ChecksTests",
-            dependencies: ["Checks", "HostFacts", "PGNodeModel"],
+            dependencies: ["Checks", "HostFacts", "PGNodeModel", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -82,8 +82,10 @@ public struct ContainerRoot: Sendable {
         defer { close(rootFD) }
         if strategy == .automatic {
             let relative = String(path.drop(while: { $0 == "/" }))
+            // openat2 rejects flags that O_PATH ignores, so O_NOCTTY only goes with real opens.
+            let openFlags = flags & PGNODE_O_PATH != 0 ? flags | O_CLOEXEC : flags | O_CLOEXEC | O_NOCTTY
             let fd = pgnode_openat2(
-                rootFD, relative.isEmpty ? "." : relative, UInt64(flags | O_CLOEXEC | O_NOCTTY), 0,
+                rootFD, relative.isEmpty ? "." : relative, UInt64(UInt32(bitPattern: openFlags)), 0,
                 UInt64(PGNODE_RESOLVE_IN_ROOT | PGNODE_RESOLVE_NO_MAGICLINKS))
             if fd >= 0 { return fd }
             let code = errno

@@ -32,6 +32,11 @@ public enum TestEnvironment {
         return packageRoot.appendingPathComponent(".build/debug/pgnode").path
     }
 
+    /// The path of a script in the package's `scripts/` folder.
+    public static func scriptPath(_ name: String) -> String {
+        packageRoot.appendingPathComponent("scripts/\(name)").path
+    }
+
     /// Whether a test needing `what` can run: true when `available`; otherwise false, and in CI
     /// the missing requirement is recorded as a test failure rather than a skip.
     public static func require(
@@ -108,5 +113,22 @@ public enum Command {
     @discardableResult
     public static func pgnode(_ arguments: [String], environment: [String: String]? = nil) throws -> CommandResult {
         try run([TestEnvironment.pgnodeBinary] + arguments, environment: environment)
+    }
+}
+
+/// Fixture trees kept beside the tests.
+public enum Fixtures {
+    /// The `Fixtures/hosts/<name>` host root of the HostFacts tests.
+    public static func host(_ name: String) -> String {
+        TestEnvironment.packageRoot.appendingPathComponent("Tests/HostFactsTests/Fixtures/hosts/\(name)").path
+    }
+
+    /// A new empty temporary directory; the caller removes it.
+    public static func temporaryDirectory(_ prefix: String = "pgnode-test") throws -> String {
+        var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+        guard let result = mkdtemp(&template) else {
+            throw CocoaError(.fileWriteUnknown)
+        }
+        return String(cString: result)
     }
 }
