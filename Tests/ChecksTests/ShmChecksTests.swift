@@ -1,0 +1,112 @@
+import Checks
+import PGNodeModel
+import Testing
+
+@Suite("shm.size")
+struct ShmSizeCheckTests {
+    static let mib: Int64 = 1 << 20
+
+    func facts(
+        size: Int64 = 64 * mib, used: Int64 = 0, kind: ShmSizeFacts.MountKind = .runtimeDefault,
+        type: String = "posix", workMem: Int64 = 4 * mib, multiplier: Double = 2.0, perGather: Int64 = 2,
+        workers: Int64 = 8, minDSM: Int64 = 0
+    ) -> ShmSizeFacts {
+        ShmSizeFacts(
+            mount: .success(ShmMount(sizeBytes: size, usedBytes: used, kind: kind, source: "shm")),
+            dynamicSharedMemoryType: SettingValue(type, source: "default"),
+            workMem: SettingValue(workMem, source: "command line"),
+            hashMemMultiplier: SettingValue(multiplier, source: "default"),
+            maxParallelWorkersPerGather: SettingValue(perGather, source: "default"),
+            maxParallelWorkers: SettingValue(workers, source: "default"),
+            minDynamicSharedMemory: SettingValue(minDSM, source: "default"))
+    }
+
+    @Test("the budget is work_mem × hash_mem_multiplier × (workers per gather + 1), less min_dynamic_shared_memory")
+    func budget() {
+        #expect(ShmSizeCheck.oneJoinBudget(facts()) == 24 * Self.mib)
+        #expect(ShmSizeCheck.oneJoinBudget(facts(minDSM: 4 * Self.mib)) == 20 * Self.mib)
+        #expect(ShmSizeCheck.oneJoinBudget(facts(minDSM: 100 * Self.mib)) == 0)
+        #expect(ShmSizeCheck.oneJoinBudget(facts(workMem: Int64.max / 2, multiplier: 1000)) == Int64.max)
+        #expect(ShmSizeCheck.concurrentGathers(facts()) == 4)
+        #expect(ShmSizeCheck.concurrentGathers(facts(perGather: 0)) == 1)
+    }
+
+    @Test("64 MiB with work_mem 64MB: critical, with the size and a YAML remedy")
+    func critical() {
+        let o = ShmSizeCheck.evaluate(facts(workMem: 64 * Self.mib))
+        #expect(o.severity == .critical)
+        #expect(o.evidence["shm_size_bytes"] == .int(64 * Self.mib))
+        #expect(o.evidence["dsm_estimate_bytes"] == .int(384 * Self.mib))
+        #expect(o.remedy.contains("medium: Memory"))
+        #expect(o.remedy.contains("ephemeralVolumesSizeLimit.shm"))
+        #expect(o.evidence["settings"]?["work_mem_bytes"]?["source"] == "command line")
+    }
+
+    @Test("defaults in 64 MiB: one join fits but not the four max_parallel_workers allows → warning")
+    func concurrency() {
+        let o = ShmSizeCheck.evaluate(facts())
+        #expect(o.severity == .warning)
+        #expect(o.evidence["dsm_concurrent_estimate_bytes"] == .int(96 * Self.mib))
+    }
+
+    @Test("a large /dev/shm is ok; usage above 80 % is a warning")
+    func okAndUsage() {
+        #expect(ShmSizeCheck.evaluate(facts(size: 1024 * Self.mib)).severity == .ok)
+        #expect(ShmSizeCheck.evaluate(facts(size: 1024 * Self.mib, used: 900 * Self.mib)).severity == .warning)
+    }
+
+    @Test("sysv or mmap dynamic shared memory: ok with the reason, whatever the size")
+    func sysv() {
+        let o = ShmSizeCheck.evaluate(facts(size: 1 * Self.mib, type: "sysv", workMem: 1024 * Self.mib))
+        #expect(o.severity == .ok)
+        #expect(o.summary.contains("sysv"))
+        #expect(o.evidence["dsm_estimate_bytes"] == .int(0))
+        #expect(ShmSizeCheck.evaluate(facts(size: 1, type: "mmap")).severity == .ok)
+    }
+
+    @Test("an unreadable mount is unavailable with the reason")
+    func unavailable() {
+        var f = facts()
+        f.mount = .failure(ShmUnavailable("process 42 exited"))
+        let o = ShmSizeCheck.evaluate(f)
+        #expect(o.severity == .unavailable)
+        #expect(o.evidence["reason"] == "process 42 exited")
+    }
+
+    @Test("an emptyDir that is too small: the remedy says to raise its sizeLimit")
+    func emptyDir() {
+        let o = ShmSizeCheck.evaluate(facts(kind: .memoryEmptyDir, workMem: 64 * Self.mib))
+        #expect(o.remedy.hasPrefix("Raise the emptyDir's sizeLimit"))
+    }
+}
+
+@Suite("shm.enospc")
+struct ShmEnospcCheckTests {
+    @Test("failures: critical, sizes largest first without repeats, pids with roles")
+    func failures() {
+        let report = ShmProbeReport(
+            failures: [
+                .init(pid: 10, requestedBytes: 100, time: Timestamp(nanoseconds: 2_000_000_000)),
+                .init(pid: 11, requestedBytes: 300, time: Timestamp(nanoseconds: 1_000_000_000)),
+                .init(pid: 10, requestedBytes: 100, time: Timestamp(nanoseconds: 3_000_000_000)),
+            ], dsmPeakBytes: 50, roles: [10: "client backend"])
+        let o = ShmEnospcCheck.evaluate(report, shmSizeBytes: 64)
+        #expect(o.severity == .critical)
+        #expect(o.evidence["failures"] == .int(3))
+        #expect(o.evidence["failed_request_bytes"] == .array([.int(300), .int(100)]))
+        #expect(o.evidence["pids"]?.arrayValue?.count == 2)
+        #expect(o.evidence["pids"]?.arrayValue?[0]["role"] == "client backend")
+        #expect(o.evidence["pids"]?.arrayValue?[1]["role"] == .null)
+        #expect(o.evidence["first_seen"] == "1970-01-01T00:00:01.000Z")
+        #expect(o.evidence["last_seen"] == "1970-01-01T00:00:03.000Z")
+        #expect(!o.remedy.isEmpty)
+    }
+
+    @Test("no failures: ok with the peak")
+    func none() {
+        let o = ShmEnospcCheck.evaluate(ShmProbeReport(failures: [], dsmPeakBytes: 4096, roles: [:]), shmSizeBytes: nil)
+        #expect(o.severity == .ok)
+        #expect(o.evidence["dsm_peak_bytes"] == .int(4096))
+        #expect(o.evidence["first_seen"] == .null)
+    }
+}
