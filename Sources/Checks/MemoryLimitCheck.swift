@@ -1,0 +1,140 @@
+import HostFacts
+import PGNodeModel
+
+/// What `memory.limit` looks at for one container.
+public struct MemoryLimitFacts: Sendable, Equatable {
+    /// The container's memory cgroup, or why it could not be read.
+    public var cgroup: Result<MemoryCgroupStats, MemoryUnavailable>
+    /// `shared_buffers` in bytes, when the server's settings are known.
+    public var sharedBuffersBytes: Int64?
+    /// `max_connections`.
+    public var maxConnections: Int64?
+    /// `work_mem` in bytes.
+    public var workMemBytes: Int64?
+    /// The pod's QoS class: `guaranteed`, `burstable`, `besteffort`.
+    public var qosClass: String?
+
+    /// The facts for one container.
+    public init(
+        cgroup: Result<MemoryCgroupStats, MemoryUnavailable>, sharedBuffersBytes: Int64?, maxConnections: Int64?,
+        workMemBytes: Int64?, qosClass: String?
+    ) {
+        self.cgroup = cgroup
+        self.sharedBuffersBytes = sharedBuffersBytes
+        self.maxConnections = maxConnections
+        self.workMemBytes = workMemBytes
+        self.qosClass = qosClass
+    }
+}
+
+/// Why a memory cgroup could not be read.
+public struct MemoryUnavailable: Error, Sendable, Equatable {
+    /// The reason, for `evidence.reason`.
+    public var reason: String
+
+    /// A reason.
+    public init(_ reason: String) { self.reason = reason }
+}
+
+/// `memory.limit`: how close is the container to its memory limit, and does the limit leave
+/// room for PostgreSQL's shared memory?
+public enum MemoryLimitCheck {
+    /// The check id.
+    public static let id = "memory.limit"
+    /// Headroom above `shared_buffers` below which a limit is critical: backends, catalog caches,
+    /// `work_mem` and the page cache need room besides the buffer pool.
+    public static let floorBytes: Int64 = 128 << 20
+    /// A working set above this fraction of the limit is a warning (the kubelet and the kernel
+    /// reclaim and evict around here).
+    public static let workingSetWarningFraction = 0.9
+
+    /// The observation for one container.
+    public static func evaluate(_ facts: MemoryLimitFacts) -> Observation {
+        let stats: MemoryCgroupStats
+        switch facts.cgroup {
+        case .failure(let why): return .unavailable(check: id, reason: why.reason)
+        case .success(let s): stats = s
+        }
+        var evidence: JSONObject = [
+            "cgroup_version": .int(Int64(stats.version)),
+            "limit_bytes": .from(stats.limitBytes),
+            "usage_bytes": .from(stats.usageBytes),
+            "working_set_bytes": .from(stats.workingSetBytes),
+            "shmem_bytes": .from(stats.shmemBytes),
+            "page_cache_bytes": .from(stats.pageCacheBytes),
+            "anon_bytes": .from(stats.anonBytes),
+            "shared_buffers_bytes": .from(facts.sharedBuffersBytes),
+            "max_connections": .from(facts.maxConnections),
+            "work_mem_bytes": .from(facts.workMemBytes),
+            "oom_kills": .from(stats.oomKills),
+            "qos_class": .from(facts.qosClass),
+        ]
+        if stats.version == 1 {
+            evidence["max_usage_bytes"] = .from(stats.maxUsageBytes)
+            evidence["failcnt"] = .from(stats.failCount)
+        } else {
+            evidence["high_bytes"] = .from(stats.highBytes)
+            evidence["high_events"] = .from(stats.highEvents)
+            evidence["max_events"] = .from(stats.maxEvents)
+            evidence["pressure_some_avg10"] = stats.pressure?.some?.avg10.map { .double($0) } ?? .null
+            evidence["pressure_full_avg10"] = stats.pressure?.full?.avg10.map { .double($0) } ?? .null
+        }
+        if !stats.missing.isEmpty { evidence["missing_files"] = .array(stats.missing.map { .string($0) }) }
+
+        let shared = facts.sharedBuffersBytes ?? 0
+        let recommended = roundUpTo256MiB(shared + floorBytes + max(shared / 2, 256 << 20))
+        let sizingHint =
+            "Size the container's memory limit (resources.limits.memory) for shared_buffers, the backends' "
+            + "work_mem and a page cache: at least \(recommended >> 20)Mi here; set requests equal to limits for a "
+            + "Guaranteed pod, or lower shared_buffers."
+
+        if let kills = stats.oomKills, kills > 0 {
+            return Observation(
+                check: id, severity: .critical,
+                summary: "The OOM killer ended \(kills) process(es) in this container's memory cgroup.",
+                evidence: evidence, remedy: sizingHint)
+        }
+        if let limit = stats.limitBytes, let sb = facts.sharedBuffersBytes, limit <= sb + floorBytes {
+            return Observation(
+                check: id, severity: .critical,
+                summary:
+                    "The memory limit (\(limit >> 20) MiB) leaves less than \(floorBytes >> 20) MiB above "
+                    + "shared_buffers (\(sb >> 20) MiB), which is charged to the same cgroup.",
+                evidence: evidence, remedy: sizingHint)
+        }
+        if let limit = stats.limitBytes, limit > 0, let ws = stats.workingSetBytes,
+            Double(ws) > Double(limit) * workingSetWarningFraction
+        {
+            return Observation(
+                check: id, severity: .warning,
+                summary:
+                    "The working set (\(ws >> 20) MiB) is above \(Int(workingSetWarningFraction * 100)) % of the "
+                    + "memory limit (\(limit >> 20) MiB): the kernel reclaims from the database's own processes.",
+                evidence: evidence, remedy: sizingHint)
+        }
+        if stats.limitBytes == nil, facts.qosClass == "besteffort" {
+            return Observation(
+                check: id, severity: .warning,
+                summary:
+                    "The pod is BestEffort with no memory limit: it is the first to be evicted under node pressure.",
+                evidence: evidence,
+                remedy: "Give the container memory requests and limits (equal, for a Guaranteed pod).")
+        }
+        if let high = stats.highEvents, high > 0, stats.highBytes != nil {
+            return Observation(
+                check: id, severity: .warning,
+                summary: "Usage went over memory.high \(high) time(s): the kernel throttled and reclaimed.",
+                evidence: evidence, remedy: sizingHint)
+        }
+        let limitText = stats.limitBytes.map { "\($0 >> 20) MiB" } ?? "no limit"
+        let wsText = stats.workingSetBytes.map { "\($0 >> 20) MiB" } ?? "unknown"
+        return Observation(
+            check: id, severity: .ok,
+            summary: "Memory limit: \(limitText); working set \(wsText).", evidence: evidence)
+    }
+
+    static func roundUpTo256MiB(_ bytes: Int64) -> Int64 {
+        let unit: Int64 = 256 << 20
+        return (bytes + unit - 1) / unit * unit
+    }
+}
