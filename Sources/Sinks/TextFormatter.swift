@@ -61,6 +61,21 @@ public struct TextFormatter: Sendable {
         if let buckets = Log2Histogram.buckets(from: value) {
             return indent + "\(key):\n" + Self.drawHistogram(buckets, unit: unit(of: key), indent: indent + "  ")
         }
+        if key == "by_pid", let items = value.arrayValue, !items.isEmpty {
+            // As BCC's per-process tools print: `[7382] postgres: checkpointer 928K`.
+            var out = indent + "\(key):\n"
+            for item in items {
+                let pid = item["pid"]?.intValue.map(String.init) ?? "?"
+                let role = item["role"]?.stringValue.map { "postgres: \($0)" } ?? "(unknown)"
+                let kib = (item["reclaimed_bytes"]?.intValue ?? 0) / 1024
+                let stallMs = Double(item["stall_ns"]?.intValue ?? 0) / 1e6
+                let events = item["events"]?.intValue ?? 0
+                out +=
+                    indent
+                    + "  [\(pid)] \(role) \(kib)K  stalled \((stallMs * 10).rounded() / 10) ms in \(events) pass(es)\n"
+            }
+            return out
+        }
         if case .array(let items) = value, !items.isEmpty, items.allSatisfy({ $0.objectValue != nil }) {
             var out = indent + "\(key):\n"
             for item in items { out += indent + "  - " + JSONWriter.string(item) + "\n" }

@@ -80,3 +80,24 @@ struct FormatterTests {
         #expect(TextFormatter.humanBytes(12) == "12 B")
     }
 }
+
+@Suite("Per-process lines")
+struct PerProcessTextTests {
+    @Test("by_pid prints as the BCC tools do: [pid] postgres: role 928K")
+    func byPid() {
+        let evidence: JSONObject = [
+            "by_pid": .array([
+                .object([
+                    "pid": 7382, "role": "checkpointer", "reclaimed_bytes": .int(928 * 1024), "stall_ns": 2_500_000,
+                    "events": 3,
+                ])
+            ])
+        ]
+        let finding = Finding(
+            observation: Observation(check: "memory.reclaim", severity: .warning, summary: "s", evidence: evidence),
+            resource: ResourceAttributes(nodeName: "n"), windowStart: Timestamp(nanoseconds: 0),
+            time: Timestamp(nanoseconds: 0))
+        let text = TextFormatter(colour: false).format([finding])
+        #expect(text.contains("[7382] postgres: checkpointer 928K  stalled 2.5 ms in 3 pass(es)"))
+    }
+}

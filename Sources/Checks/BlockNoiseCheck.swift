@@ -1,0 +1,158 @@
+import PGNodeModel
+
+/// What the blk-mq probe saw for one container during the observation window.
+public struct BlockNoiseReport: Sendable, Equatable {
+    /// A block device the container's requests went to.
+    public struct Device: Sendable, Equatable {
+        /// `MAJ:MIN`.
+        public var dev: String
+        /// The kernel's name (`vda`, `nvme0n1`), when known.
+        public var name: String?
+        /// The active I/O scheduler (`none`, `mq-deadline`, `kyber`, `bfq`).
+        public var scheduler: String?
+        /// Number of hardware queues.
+        public var hardwareQueues: Int?
+
+        /// A device.
+        public init(dev: String, name: String?, scheduler: String?, hardwareQueues: Int?) {
+            self.dev = dev
+            self.name = name
+            self.scheduler = scheduler
+            self.hardwareQueues = hardwareQueues
+        }
+    }
+
+    /// A cgroup whose requests completed while the container's requests waited in the same queue.
+    public struct Neighbour: Sendable, Equatable {
+        /// The neighbour's cgroup path (or `cgroup id N` when it could not be named).
+        public var cgroup: String
+        /// Its container, when it is one.
+        public var containerID: String?
+        /// Its pod, when known.
+        public var podName: String?
+        /// Its namespace, when known.
+        public var namespace: String?
+        /// How many of its requests completed ahead of the container's waiting ones.
+        public var requests: Int64
+
+        /// A neighbour.
+        public init(cgroup: String, containerID: String?, podName: String?, namespace: String?, requests: Int64) {
+            self.cgroup = cgroup
+            self.containerID = containerID
+            self.podName = podName
+            self.namespace = namespace
+            self.requests = requests
+        }
+    }
+
+    /// Devices involved.
+    public var devices: [Device]
+    /// The container's own completed requests.
+    public var ownRequests: Int64
+    /// Other cgroups' requests that completed while the container's waited in the same queue.
+    public var noiseRequests: Int64
+    /// The container's request latency (insert or issue → complete), log2 µs.
+    public var ownLatency: Log2Histogram
+    /// The noise requests' latency, log2 µs.
+    public var noiseLatency: Log2Histogram
+    /// Neighbours, in any order.
+    public var neighbours: [Neighbour]
+
+    /// A report.
+    public init(
+        devices: [Device], ownRequests: Int64, noiseRequests: Int64, ownLatency: Log2Histogram,
+        noiseLatency: Log2Histogram, neighbours: [Neighbour]
+    ) {
+        self.devices = devices
+        self.ownRequests = ownRequests
+        self.noiseRequests = noiseRequests
+        self.ownLatency = ownLatency
+        self.noiseLatency = noiseLatency
+        self.neighbours = neighbours
+    }
+}
+
+/// `blkio.noise`: how much of the container's I/O waited behind other cgroups' requests in the
+/// same blk-mq queue.
+public enum BlockNoiseCheck {
+    /// The check id.
+    public static let id = "blkio.noise"
+    /// Noise p50 at least this many times the own p50 (with noise outnumbering own requests
+    /// this many times) is critical.
+    public static let criticalFactor: Int64 = 4
+
+    /// The median of a log2 histogram as the lower bound of the bucket holding it; nil when empty.
+    public static func median(_ histogram: Log2Histogram) -> UInt64? {
+        let buckets = histogram.buckets
+        let total = buckets.reduce(UInt64(0)) { $0 + $1.count }
+        guard total > 0 else { return nil }
+        var seen: UInt64 = 0
+        for bucket in buckets {
+            seen += bucket.count
+            if seen * 2 >= total { return bucket.low }
+        }
+        return buckets.last?.low
+    }
+
+    /// The observation for one container.
+    public static func evaluate(_ report: BlockNoiseReport) -> Observation {
+        let neighbours = report.neighbours.sorted { ($0.requests, $1.cgroup) > ($1.requests, $0.cgroup) }
+        let ownP50 = median(report.ownLatency)
+        let noiseP50 = median(report.noiseLatency)
+        let evidence: JSONObject = [
+            "devices": .array(
+                report.devices.map {
+                    .object([
+                        "dev": .string($0.dev), "name": .from($0.name), "scheduler": .from($0.scheduler),
+                        "hw_queues": .from($0.hardwareQueues),
+                    ])
+                }),
+            "own_requests": .int(report.ownRequests),
+            "noise_requests": .int(report.noiseRequests),
+            "own_p50_us": .from(ownP50),
+            "noise_p50_us": .from(noiseP50),
+            "own_latency_us": report.ownLatency.json,
+            "noise_latency_us": report.noiseLatency.json,
+            "neighbours": .array(
+                neighbours.map {
+                    .object([
+                        "cgroup": .string($0.cgroup), "container.id": .from($0.containerID),
+                        "k8s.pod.name": .from($0.podName), "k8s.namespace.name": .from($0.namespace),
+                        "requests": .int($0.requests),
+                    ])
+                }),
+        ]
+        let schedulers = Set(report.devices.compactMap(\.scheduler)).sorted().joined(separator: ", ")
+        let remedy =
+            "Separate the database's I/O from its neighbours: give it its own disk or volume, move the noisy pod "
+            + "(anti-affinity, a dedicated node pool), or limit the neighbour's I/O (blkio/io.max throttling). "
+            + "With one shared queue, a scheduler that shares fairly between cgroups (bfq with io weights, or "
+            + "kyber/mq-deadline for latency) instead of '\(schedulers.isEmpty ? "none" : schedulers)' can help."
+        guard report.ownRequests > 0 else {
+            return Observation(
+                check: id, severity: .ok, summary: "The container issued no block I/O during the window.",
+                evidence: evidence)
+        }
+        let top = neighbours.first.map { n in
+            n.podName.map { "pod \(n.namespace.map { "\($0)/" } ?? "")\($0)" } ?? n.cgroup
+        }
+        if let ownP50, let noiseP50, report.noiseRequests > report.ownRequests, noiseP50 > ownP50 {
+            let critical =
+                noiseP50 >= ownP50 * UInt64(criticalFactor)
+                && report.noiseRequests >= report.ownRequests * criticalFactor
+            return Observation(
+                check: id, severity: critical ? .critical : .warning,
+                summary:
+                    "\(report.noiseRequests) requests of other cgroups completed while this container's "
+                    + "\(report.ownRequests) waited in the same queue (noise p50 ≥ \(noiseP50) µs vs own p50 ≥ "
+                    + "\(ownP50) µs)\(top.map { "; most from \($0)" } ?? "").",
+                evidence: evidence, remedy: remedy)
+        }
+        return Observation(
+            check: id, severity: .ok,
+            summary:
+                "\(report.ownRequests) requests; \(report.noiseRequests) of other cgroups completed ahead of them in "
+                + "the same queue — not enough to dominate their latency.",
+            evidence: evidence)
+    }
+}

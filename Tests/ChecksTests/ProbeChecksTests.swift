@@ -1,0 +1,108 @@
+import Checks
+import PGNodeModel
+import Testing
+
+@Suite("memory.reclaim")
+struct MemoryReclaimCheckTests {
+    let second: Int64 = 1_000_000_000
+
+    @Test("no reclaim is ok")
+    func none() {
+        let o = MemoryReclaimCheck.evaluate(ReclaimReport(processes: [], windowNanoseconds: 10 * second))
+        #expect(o.severity == .ok)
+        #expect(o.evidence["by_pid"] == .array([]))
+    }
+
+    @Test("processes are ordered by reclaimed bytes; totals add up")
+    func ordering() throws {
+        let o = MemoryReclaimCheck.evaluate(
+            ReclaimReport(
+                processes: [
+                    .init(pid: 7, role: "checkpointer", events: 2, reclaimedBytes: 1 << 20, stallNanoseconds: 1_000),
+                    .init(
+                        pid: 9, role: "client backend", events: 40, reclaimedBytes: 300 << 20,
+                        stallNanoseconds: 5_000_000),
+                ], windowNanoseconds: 10 * second))
+        let byPid = try #require(o.evidence["by_pid"]?.arrayValue)
+        #expect(byPid.map { $0["pid"] } == [.int(9), .int(7)])
+        #expect(o.evidence["reclaimed_bytes"] == .int(301 << 20))
+        #expect(o.evidence["events"] == .int(42))
+        #expect(o.summary.contains("pid 9 (client backend)"))
+        // 301 MiB in 10 s is above 1 MiB/s: a warning even though the stall is short.
+        #expect(o.severity == .warning)
+    }
+
+    @Test("stall thresholds: 1 % warning, 10 % critical, little reclaim is info")
+    func thresholds() {
+        func severity(stall: Int64, bytes: Int64) -> Severity {
+            MemoryReclaimCheck.evaluate(
+                ReclaimReport(
+                    processes: [.init(pid: 1, role: nil, events: 1, reclaimedBytes: bytes, stallNanoseconds: stall)],
+                    windowNanoseconds: 10 * second)
+            ).severity
+        }
+        #expect(severity(stall: 1_000_000, bytes: 4096) == .info)
+        #expect(severity(stall: 100_000_000, bytes: 4096) == .warning)
+        #expect(severity(stall: 1 * second, bytes: 4096) == .critical)
+    }
+}
+
+@Suite("blkio.noise")
+struct BlockNoiseCheckTests {
+    func report(
+        own: Int64, noise: Int64, ownHist: [UInt64], noiseHist: [UInt64], neighbours: [BlockNoiseReport.Neighbour] = []
+    )
+        -> BlockNoiseReport
+    {
+        BlockNoiseReport(
+            devices: [.init(dev: "254:0", name: "vda", scheduler: "none", hardwareQueues: 2)], ownRequests: own,
+            noiseRequests: noise, ownLatency: Log2Histogram(counts: ownHist),
+            noiseLatency: Log2Histogram(counts: noiseHist), neighbours: neighbours)
+    }
+
+    @Test("median of a log2 histogram")
+    func median() {
+        #expect(BlockNoiseCheck.median(Log2Histogram(counts: [])) == nil)
+        #expect(BlockNoiseCheck.median(Log2Histogram(counts: [0, 0, 0, 10])) == 8)
+        #expect(BlockNoiseCheck.median(Log2Histogram(counts: [1, 1, 5, 1])) == 4)
+    }
+
+    @Test("noise outnumbering own requests with a higher p50 is a warning; neighbours by requests")
+    func warning() throws {
+        let o = BlockNoiseCheck.evaluate(
+            report(
+                own: 100, noise: 150, ownHist: [0, 0, 0, 0, 0, 0, 0, 100], noiseHist: [0, 0, 0, 0, 0, 0, 0, 0, 150],
+                neighbours: [
+                    .init(
+                        cgroup: "/system.slice/backup.service", containerID: nil, podName: nil, namespace: nil,
+                        requests: 20),
+                    .init(
+                        cgroup: "/kubepods/pod1/abc", containerID: "abc", podName: "loader", namespace: "etl",
+                        requests: 130),
+                ]))
+        #expect(o.severity == .warning)
+        let first = try #require(o.evidence["neighbours"]?.arrayValue?.first)
+        #expect(first["k8s.pod.name"] == "loader")
+        #expect(o.summary.contains("pod etl/loader"))
+        #expect(o.evidence["devices"]?.arrayValue?.first?["scheduler"] == "none")
+    }
+
+    @Test("much more noise, much slower: critical")
+    func critical() {
+        let o = BlockNoiseCheck.evaluate(
+            report(own: 10, noise: 100, ownHist: [0, 0, 0, 10], noiseHist: [0, 0, 0, 0, 0, 0, 100]))
+        #expect(o.severity == .critical)
+    }
+
+    @Test("alone on the disk: ok; no I/O at all: ok")
+    func ok() {
+        #expect(
+            BlockNoiseCheck.evaluate(report(own: 500, noise: 0, ownHist: [0, 0, 500], noiseHist: [])).severity == .ok)
+        #expect(BlockNoiseCheck.evaluate(report(own: 0, noise: 0, ownHist: [], noiseHist: [])).severity == .ok)
+        // Many noisy requests that are faster than our own do not dominate.
+        #expect(
+            BlockNoiseCheck.evaluate(report(own: 10, noise: 100, ownHist: [0, 0, 0, 0, 10], noiseHist: [0, 0, 100]))
+                .severity
+                == .ok)
+    }
+}
