@@ -75,6 +75,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "ResolutionTests",
+            dependencies: ["Resolution", "HostFacts", "PGNodeModel", "TestSupport"],
+            exclude: ["Fixtures"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "SinksTests",
             dependencies: ["Sinks", "PGNodeModel"],
             swiftSettings: strict

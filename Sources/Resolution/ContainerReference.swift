@@ -85,6 +85,12 @@ public struct PodReference: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { "\(namespace)/\(name)" }
 
+    /// The pod `name` in `namespace`.
+    public init(namespace: String, name: String) {
+        self.namespace = namespace
+        self.name = name
+    }
+
     /// Parses `NAMESPACE/NAME` (both parts non-empty, DNS-label characters).
     public static func parse(_ text: String) throws(ResolutionError) -> PodReference {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)

@@ -75,7 +75,7 @@ public struct ProcessScan: Sendable {
 
     /// The entry whose path names a container, preferring the unified hierarchy, then memory,
     /// then systemd's named hierarchy, then any other.
-    static func bestMatch(_ entries: [ProcCgroupEntry]) -> (ProcCgroupEntry, ContainerCgroup)? {
+    public static func bestMatch(_ entries: [ProcCgroupEntry]) -> (ProcCgroupEntry, ContainerCgroup)? {
         func rank(_ e: ProcCgroupEntry) -> Int {
             if e.isUnified { return 0 }
             if e.controllers.contains("memory") { return 1 }
