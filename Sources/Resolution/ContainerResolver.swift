@@ -15,7 +15,13 @@ public struct ContainerResolver: Sendable {
     /// The container `reference` names. Throws `.notFound`, `.ambiguous` or `.sandbox`.
     public func resolve(_ reference: ContainerReference) throws(ResolutionError) -> Resolution {
         try CgroupNamespace.withHostNamespace(host: host) { status throws(ResolutionError) in
-            let scan = try ProcessScan.scan(host: host, prefix: reference.hex)
+            let layout = cgroupLayout()
+            let scan: ProcessScan
+            if let quick = quickScan(reference, layout: layout, namespace: status) {
+                scan = quick
+            } else {
+                scan = try ProcessScan.scan(host: host, prefix: reference.hex)
+            }
             let matches = scan.containers.keys.filter(reference.matches).sorted()
             guard !matches.isEmpty else {
                 if scan.monitors.keys.contains(where: reference.matches) {
@@ -26,7 +32,6 @@ public struct ContainerResolver: Sendable {
             guard matches.count == 1, let id = matches.first, let found = scan.containers[id] else {
                 throw .ambiguous(prefix: reference.original, candidates: matches)
             }
-            let layout = cgroupLayout()
             let resolution = build(found, layout: layout, namespace: status, hint: reference.runtime)
             if resolution.isSandbox { throw .sandbox(id) }
             var result = resolution.value
@@ -63,6 +68,39 @@ public struct ContainerResolver: Sendable {
     /// when no container is named.
     public static func resolveAll(host: HostRoot) throws(ResolutionError) -> [Resolution] {
         try ContainerResolver(host: host).resolveContainers().filter { !$0.postgres.isEmpty }
+    }
+
+    /// The containers matching `reference` found by walking a cgroup hierarchy (v1 memory, else
+    /// the unified one) and confirmed through `proc/<pid>/cgroup` of their processes; nil when the
+    /// walk finds nothing live or anything does not add up, so that the full process scan decides.
+    func quickScan(_ reference: ContainerReference, layout: CgroupLayout, namespace: CgroupNamespaceStatus)
+        -> ProcessScan?
+    {
+        guard namespace.absolute, let mount = layout.v1Controllers["memory"] ?? layout.v2MountPoint else { return nil }
+        let found = CgroupTreeSearch.find(prefix: reference.hex, host: host, mountPoint: mount)
+        var scan = ProcessScan(containers: [:], monitors: [:], processesScanned: 0, vanished: 0, unreadable: 0)
+        for (id, paths) in found {
+            let pids = Set(paths.flatMap { CgroupTreeSearch.processes(host: host, mountPoint: mount, path: $0) })
+            for pid in pids.sorted() {
+                scan.processesScanned += 1
+                guard let text = try? host.readText("proc/\(pid)/cgroup", limit: 1 << 20) else {
+                    scan.vanished += 1
+                    continue
+                }
+                guard let entries = try? ProcCgroup.parse(text), let (entry, cgroup) = ProcessScan.bestMatch(entries)
+                else { return nil }
+                guard cgroup.id == id, cgroup.kind == .container else { return nil }
+                if var existing = scan.containers[id] {
+                    existing.pids.append(pid)
+                    existing.leafPaths[entry.hierarchyID, default: []].insert(entry.path)
+                    scan.containers[id] = existing
+                } else {
+                    scan.containers[id] = DiscoveredContainer(
+                        cgroup: cgroup, entries: entries, pids: [pid], leafPaths: [entry.hierarchyID: [entry.path]])
+                }
+            }
+        }
+        return scan.containers.isEmpty ? nil : scan
     }
 
     /// The node's cgroup layout, from the host's mount table.

@@ -40,11 +40,18 @@ public struct ProcessScan: Sendable {
         let needle = prefix.map { Array($0.utf8) }
         var buffer = [UInt8](repeating: 0, count: 8192)
         let procPath = host.resolve("proc")
+        // Opening `<pid>/cgroup` relative to the proc directory spares the kernel a walk of the
+        // host root's path for each of tens of thousands of processes.
+        let procFD = open(procPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard procFD >= 0 else {
+            throw .processTableUnreadable(HostReadError.from(errno: errno, path: procPath).description)
+        }
+        defer { close(procFD) }
         for name in names {
             guard let pid = Int32(name), pid > 0 else { continue }
             scan.processesScanned += 1
             let bytes: [UInt8]
-            switch readSmall(procPath + "/" + name + "/cgroup", buffer: &buffer) {
+            switch readSmall(directory: procFD, name + "/cgroup", buffer: &buffer) {
             case .success(let b): bytes = b
             case .failure(let error):
                 if case .notFound = error { scan.vanished += 1 } else { scan.unreadable += 1 }
@@ -88,9 +95,10 @@ public struct ProcessScan: Sendable {
         return nil
     }
 
-    /// Reads a small procfs file in one or a few `read` calls.
-    static func readSmall(_ path: String, buffer: inout [UInt8]) -> Result<[UInt8], HostReadError> {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+    /// Reads a small file (relative to `directory`). procfs produces a cgroup file in one go, so a
+    /// read that does not fill the buffer has reached the end; a full buffer means read on.
+    static func readSmall(directory: Int32, _ path: String, buffer: inout [UInt8]) -> Result<[UInt8], HostReadError> {
+        let fd = openat(directory, path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
         guard fd >= 0 else { return .failure(.from(errno: errno, path: path)) }
         defer { close(fd) }
         var result: [UInt8] = []
@@ -102,6 +110,7 @@ public struct ProcessScan: Sendable {
             }
             if n == 0 { break }
             result.append(contentsOf: buffer[0..<n])
+            if n < buffer.count { break }
             if result.count > 1 << 20 { return .failure(.tooLarge(path: path, limit: 1 << 20)) }
         }
         return .success(result)

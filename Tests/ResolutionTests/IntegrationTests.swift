@@ -108,7 +108,9 @@ struct IntegrationTests {
     @Test("from a private cgroup namespace (relative /proc paths) pgnode joins the host's and gives absolute paths")
     func privateCgroupNamespace() throws {
         guard Containers.available() else { return }
-        guard TestEnvironment.require(FileManager.default.fileExists(atPath: "/usr/bin/unshare"), "unshare") else { return }
+        guard TestEnvironment.require(FileManager.default.fileExists(atPath: "/usr/bin/unshare"), "unshare") else {
+            return
+        }
         try Containers.withPostgres([("cgroupns", PostgresContainerOptions())]) { containers in
             let container = containers[0]
             let group = "pgnode-nstest-\(UUID().uuidString.prefix(8))"
@@ -119,7 +121,8 @@ struct IntegrationTests {
             // A shell moves itself below the root cgroup, then pgnode runs in a new cgroup namespace there.
             let moves = hierarchies.map { "echo $$ > \($0)/\(group)/cgroup.procs" }.joined(separator: "; ")
             let pid = try Containers.script(["pid", container.name])
-            let shell = "\(moves); exec unshare --cgroup sh -c 'grep ^0:: /proc/\(pid)/cgroup; exec \(TestEnvironment.pgnodeBinary) resolve \(container.id)'"
+            let shell =
+                "\(moves); exec unshare --cgroup sh -c 'grep ^0:: /proc/\(pid)/cgroup; exec \(TestEnvironment.pgnodeBinary) resolve \(container.id)'"
             let result = try Command.run(["/bin/sh", "-c", shell])
             #expect(result.status == 0, "\(result.stderr)")
             let lines = result.stdout.split(separator: "\n")
@@ -128,7 +131,9 @@ struct IntegrationTests {
             let json = try JSONParser.parse(String(try #require(lines.last)))
             #expect(json["cgroup"]?["namespace"]?["joined_host_namespace"] == .bool(true))
             #expect(json["cgroup"]?["namespace"]?["absolute"] == .bool(true))
-            #expect(json["cgroup"]?["v1"]?["memory"]?.stringValue == "/kubepods/burstable/pod\(container.podUID)/\(container.id)")
+            #expect(
+                json["cgroup"]?["v1"]?["memory"]?.stringValue
+                    == "/kubepods/burstable/pod\(container.podUID)/\(container.id)")
             #expect(json["cgroup"]?["v2"]?["id"]?.intValue != nil)
         }
     }
