@@ -32,6 +32,12 @@ let package = Package(
             dependencies: ["CShims", "PGNodeModel"],
             swiftSettings: strict
         ),
+        // Container ids → runtime, pod, cgroups, processes and the PostgreSQL servers inside.
+        .target(
+            name: "Resolution",
+            dependencies: ["CShims", "HostFacts", "PGNodeModel"],
+            swiftSettings: strict
+        ),
         // Pure checks: facts in, findings out.
         .target(
             name: "Checks",
@@ -44,7 +50,7 @@ let package = Package(
         .executableTarget(
             name: "pgnode",
             dependencies: [
-                "PGNodeModel", "HostFacts", "Checks", "Sinks",
+                "PGNodeModel", "HostFacts", "Resolution", "Checks", "Sinks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -66,6 +72,12 @@ let package = Package(
         .testTarget(
             name: "ChecksTests",
             dependencies: ["Checks", "HostFacts", "PGNodeModel", "TestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ResolutionTests",
+            dependencies: ["Resolution", "HostFacts", "PGNodeModel", "TestSupport"],
+            exclude: ["Fixtures"],
             swiftSettings: strict
         ),
         .testTarget(

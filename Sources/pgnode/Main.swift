@@ -20,10 +20,11 @@ struct PGNode: AsyncParsableCommand {
             Examples:
               pgnode --container 3f2a9c1b7d4e            # diagnose one container (check is the default)
               pgnode check --duration 0 --format text    # static checks only, for a person
+              pgnode resolve 3f2a9c1b7d4e                # a container's pod, cgroups and PostgreSQL
               pgnode kernel                              # the node's kernel facts as JSON
             """,
         version: PGNodeVersion.current,
-        subcommands: [CheckCommand.self, KernelCommand.self],
+        subcommands: [CheckCommand.self, ResolveCommand.self, KernelCommand.self],
         defaultSubcommand: CheckCommand.self
     )
 
@@ -38,6 +39,8 @@ struct PGNode: AsyncParsableCommand {
             }
         } catch let exit as PGNodeExit {
             Glibc.exit(exit.code)
+        } catch let failure as ResolutionFailure {
+            Glibc.exit(failure.report())
         } catch {
             let code = exitCode(for: error)
             if code == .success {
