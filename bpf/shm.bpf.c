@@ -15,7 +15,6 @@
 
 #define TMPFS_MAGIC 0x01021994
 #define PGN_ENOSPC 28
-#define PGN_PATH_LEN 64
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -180,31 +179,22 @@ static __always_inline void exit_grow(struct inflight *call, long ret)
         add_held(stats, (__s64)after - (__s64)before);
 }
 
-/* The base name of a user path, into `name`. */
-static __always_inline void base_name(const char *user_path, char *name)
+/*
+ * The segment name of an unlinked path: POSIX shared memory lives in "/dev/shm/" (glibc's
+ * shm_unlink passes that absolute path), so only such paths are followed. A fixed-offset read
+ * keeps the program free of data-dependent loops (cheap to verify). Returns false otherwise.
+ */
+static __always_inline bool shm_name(const char *user_path, char *name)
 {
-    char path[PGN_PATH_LEN] = {};
-    long n = bpf_probe_read_user_str(path, sizeof(path), user_path);
-    if (n <= 0)
-        return;
-    __u32 start = 0;
-    for (__u32 i = 0; i < PGN_PATH_LEN; i++) {
-        if (path[i] == 0)
-            break;
-        if (path[i] == '/')
-            start = i + 1;
+    static const char prefix[] = "/dev/shm/";
+    char head[sizeof(prefix) - 1];
+    if (bpf_probe_read_user(head, sizeof(head), user_path) != 0)
+        return false;
+    for (int i = 0; i < (int)sizeof(head); i++) {
+        if (head[i] != prefix[i])
+            return false;
     }
-    for (__u32 i = 0; i < PGN_FILE_NAME_LEN; i++) {
-        __u32 j = start + i;
-        if (j >= PGN_PATH_LEN) {
-            name[i] = 0;
-            break;
-        }
-        name[i] = path[j & (PGN_PATH_LEN - 1)];
-        if (!name[i])
-            break;
-    }
-    name[PGN_FILE_NAME_LEN - 1] = 0;
+    return bpf_probe_read_user_str(name, PGN_FILE_NAME_LEN, user_path + sizeof(head)) > 1;
 }
 
 static __always_inline void enter_unlink(const char *user_path)
@@ -213,8 +203,7 @@ static __always_inline void enter_unlink(const char *user_path)
     if (target < 0)
         return;
     struct inflight call = {.syscall = 0, .target = target, .fd = -1};
-    base_name(user_path, call.name);
-    if (!call.name[0])
+    if (!shm_name(user_path, call.name))
         return;
     __u32 tid = (__u32)bpf_get_current_pid_tgid();
     bpf_map_update_elem(&shm_inflight, &tid, &call, BPF_ANY);

@@ -61,13 +61,14 @@ public enum ProbeCatalog {
     /// The probe named `name`.
     public static func named(_ name: String) -> ProbeDefinition? { all.first { $0.name == name } }
 
-    /// The programs to load for `probe` here: tp_btf needs the kernel's own BTF and the
-    /// `tracing` program type; otherwise the raw_tp fallback.
-    public static func programs(
+    /// The program sets to try for `probe` here, in order: tp_btf needs the kernel's own BTF
+    /// (a custom BTF is not enough), so without it only the raw_tp fallback is tried; with it,
+    /// tp_btf first and raw_tp when the kernel rejects tp_btf (before 5.5). libbpf's probe of
+    /// the `tracing` program type cannot tell (it needs an attach target), so the load decides.
+    public static func programSets(
         for probe: ProbeDefinition, environment: BPFEnvironment, preferRawTracepoints: Bool = false
-    ) -> [String] {
-        guard let raw = probe.rawTracepointPrograms else { return probe.programs }
-        let btfTyped = environment.kernelBTF && environment.programTypes["tracing"] == true
-        return (btfTyped && !preferRawTracepoints) ? probe.programs : raw
+    ) -> [[String]] {
+        guard let raw = probe.rawTracepointPrograms else { return [probe.programs] }
+        return (environment.kernelBTF && !preferRawTracepoints) ? [probe.programs, raw] : [raw]
     }
 }

@@ -39,9 +39,9 @@ public final class ProbeSession {
         blocked: [String: String] = [:], preferRawTracepoints: Bool = false
     ) {
         for probe in probes {
-            let programs = ProbeCatalog.programs(
+            let sets = ProbeCatalog.programSets(
                 for: probe, environment: environment, preferRawTracepoints: preferRawTracepoints)
-            var outcome = ProbeOutcome(name: probe.name, programs: programs, running: false)
+            var outcome = ProbeOutcome(name: probe.name, programs: sets[0], running: false)
             if let reason = blocked[probe.name] {
                 outcome.reason = reason
                 outcomes.append(outcome)
@@ -52,15 +52,25 @@ public final class ProbeSession {
                 outcomes.append(outcome)
                 continue
             }
-            do {
-                let object = try BPFObject(
-                    embedded: embedded, options: BPFOpenOptions(btfPath: btfPath, programs: Set(programs)))
-                try object.load()
-                objects[probe.name] = object
-                outcome.running = true
-            } catch {
-                outcome.reason = error.description
-                if case .load(_, _, _, _, let log) = error, !log.isEmpty { outcome.verifierLog = log }
+            for programs in sets {
+                outcome.programs = programs
+                do {
+                    let object = try BPFObject(
+                        embedded: embedded, options: BPFOpenOptions(btfPath: btfPath, programs: Set(programs)))
+                    try object.load()
+                    objects[probe.name] = object
+                    outcome.running = true
+                    outcome.reason = nil
+                    outcome.verifierLog = nil
+                    break
+                } catch {
+                    outcome.reason = error.description
+                    if case .load(_, _, _, _, let log) = error, !log.isEmpty { outcome.verifierLog = log }
+                    if programs != sets.last {
+                        LibBPFLog.logger.debug(
+                            "falling back", metadata: ["probe": "\(probe.name)", "error": "\(error)"])
+                    }
+                }
             }
             outcomes.append(outcome)
         }

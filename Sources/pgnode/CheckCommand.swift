@@ -50,6 +50,13 @@ struct CheckCommand: AsyncParsableCommand {
     var btf: String?
 
     @Option(
+        name: .customLong("btf-archive"),
+        help: ArgumentHelp(
+            "A BTFHub-archive directory (<os id>/<version id>/<arch>/<release>.btf[.tar.xz]), used when the kernel has no BTF.",
+            valueName: "dir"))
+    var btfArchive: String?
+
+    @Option(
         name: .customLong("fail-on"),
         help: ArgumentHelp("Exit 1 when any finding has this severity or worse.", valueName: "severity"))
     var failOn: Severity?
@@ -70,6 +77,9 @@ struct CheckCommand: AsyncParsableCommand {
         if let btf, !HostRoot("/").exists(btf) {
             throw ValidationError("--btf '\(btf)' does not exist")
         }
+        if let btfArchive, !HostRoot("/").isDirectory(btfArchive) {
+            throw ValidationError("--btf-archive '\(btfArchive)' is not a directory")
+        }
     }
 
     func run() async throws {
@@ -78,11 +88,16 @@ struct CheckCommand: AsyncParsableCommand {
         let facts = KernelFacts.gather(host: host)
         let node = NodeIdentity.nodeName(explicit: nodeName, environment: environmentVariables(), host: host)
         let resource = ResourceAttributes(nodeName: node)
+        // BPF: BTF resolution, feature probing and the probes' observation window (BPFStage.swift).
+        let bpf = await BPFStage.run(
+            host: host, facts: facts, btfOption: btf, btfArchive: btfArchive, seconds: duration)
         let now = Timestamp.now()
-        let findings = KernelChecks.all(facts, btfOverride: btf).map {
+        let observations = [bpf.btf, KernelChecks.headers(facts)] + bpf.observations
+        let findings = observations.map {
             Finding(observation: $0, resource: resource, windowStart: windowStart, time: now)
         }
         emit(findings)
+        if let signal = bpf.signal { throw PGNodeExit(code: 128 + signal) }
         if let failOn, findings.contains(where: { $0.severity.isAtLeast(failOn) }) {
             throw PGNodeExit(code: 1)
         }
