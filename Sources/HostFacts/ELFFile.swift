@@ -13,6 +13,7 @@ public struct ELFFile: Sendable, Equatable {
         case badSection(index: Int, reason: String)
         case noSection(name: String)
         case badVersionSection(size: Int)
+        case overlapsHeaders(section: String)
 
         public var description: String {
             switch self {
@@ -24,6 +25,7 @@ public struct ELFFile: Sendable, Equatable {
             case .badSection(let index, let reason): "malformed ELF section \(index): \(reason)"
             case .noSection(let name): "the ELF file has no '\(name)' section"
             case .badVersionSection(let size): "the 'version' section has \(size) bytes, not 4"
+            case .overlapsHeaders(let name): "the '\(name)' section overlaps the ELF or section headers"
             }
         }
     }
@@ -49,6 +51,8 @@ public struct ELFFile: Sendable, Equatable {
     public var machine: UInt16
     /// The sections, in table order (index 0 is the null section).
     public var sections: [Section]
+    /// The bytes the ELF header and the section header table occupy.
+    public var headerRanges: [Range<Int>]
 
     /// The section named `name`.
     public func section(named name: String) -> Section? { sections.first { $0.name == name } }
@@ -93,6 +97,7 @@ public struct ELFFile: Sendable, Equatable {
         guard !overflow, shoff >= 0, shoff <= bytes.count, tableSize <= bytes.count - shoff else {
             throw .badSectionTable("\(shnum) entries at offset \(shoff) run past the end of the \(bytes.count)-byte file")
         }
+        headerRanges = [0..<headerSize, shoff..<(shoff + tableSize)]
         guard shstrndx < shnum else { throw .badSectionTable("string table index \(shstrndx) ≥ \(shnum) sections") }
 
         struct Raw {
@@ -183,6 +188,10 @@ public enum LegacyBPFObject {
             throw .noSection(name: "version")
         }
         guard section.size == 4 else { throw .badVersionSection(size: section.size) }
+        // Writing it must not change how the file itself is read.
+        guard !elf.headerRanges.contains(where: { $0.overlaps(section.offset..<section.offset + 4) }) else {
+            throw .overlapsHeaders(section: "version")
+        }
         return section
     }
 }
