@@ -84,25 +84,25 @@ static __always_inline int end(__u32 kind, __u64 nr_reclaimed)
 }
 
 SEC("tracepoint/vmscan/mm_vmscan_memcg_reclaim_begin")
-int pgn_rcl_memcg_in(struct trace_event_raw_mm_vmscan_direct_reclaim_begin_template *ctx)
+int pgn_rcl_mcg_in(struct trace_event_raw_mm_vmscan_direct_reclaim_begin_template *ctx)
 {
     return begin(RECLAIM_MEMCG);
 }
 
 SEC("tracepoint/vmscan/mm_vmscan_memcg_reclaim_end")
-int pgn_rcl_memcg_out(struct trace_event_raw_mm_vmscan_direct_reclaim_end_template *ctx)
+int pgn_rcl_mcg_out(struct trace_event_raw_mm_vmscan_direct_reclaim_end_template *ctx)
 {
     return end(RECLAIM_MEMCG, ctx->nr_reclaimed);
 }
 
 SEC("tracepoint/vmscan/mm_vmscan_direct_reclaim_begin")
-int pgn_rcl_direct_in(struct trace_event_raw_mm_vmscan_direct_reclaim_begin_template *ctx)
+int pgn_rcl_dir_in(struct trace_event_raw_mm_vmscan_direct_reclaim_begin_template *ctx)
 {
     return begin(RECLAIM_DIRECT);
 }
 
 SEC("tracepoint/vmscan/mm_vmscan_direct_reclaim_end")
-int pgn_rcl_direct_out(struct trace_event_raw_mm_vmscan_direct_reclaim_end_template *ctx)
+int pgn_rcl_dir_out(struct trace_event_raw_mm_vmscan_direct_reclaim_end_template *ctx)
 {
     return end(RECLAIM_DIRECT, ctx->nr_reclaimed);
 }

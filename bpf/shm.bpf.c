@@ -242,7 +242,7 @@ static __always_inline int on_exit(long ret)
 }
 
 SEC("tracepoint/syscalls/sys_enter_fallocate")
-int pgn_shm_falloc_in(struct trace_event_raw_sys_enter *ctx)
+int pgn_shm_fa_in(struct trace_event_raw_sys_enter *ctx)
 {
     /* fallocate(fd, mode, offset, len): the file is to be offset + len bytes long. */
     int fd = (int)ctx->args[0];
@@ -252,39 +252,39 @@ int pgn_shm_falloc_in(struct trace_event_raw_sys_enter *ctx)
 }
 
 SEC("tracepoint/syscalls/sys_exit_fallocate")
-int pgn_shm_falloc_out(struct trace_event_raw_sys_exit *ctx)
+int pgn_shm_fa_out(struct trace_event_raw_sys_exit *ctx)
 {
     return on_exit(ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_enter_ftruncate")
-int pgn_shm_ftrunc_in(struct trace_event_raw_sys_enter *ctx)
+int pgn_shm_ft_in(struct trace_event_raw_sys_enter *ctx)
 {
     enter_grow((int)ctx->args[0], (__u64)ctx->args[1], PGN_SHM_FTRUNCATE);
     return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_ftruncate")
-int pgn_shm_ftrunc_out(struct trace_event_raw_sys_exit *ctx)
+int pgn_shm_ft_out(struct trace_event_raw_sys_exit *ctx)
 {
     return on_exit(ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_enter_unlink")
-int pgn_shm_unlink_in(struct trace_event_raw_sys_enter *ctx)
+int pgn_shm_ul_in(struct trace_event_raw_sys_enter *ctx)
 {
     enter_unlink((const char *)ctx->args[0]);
     return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_unlink")
-int pgn_shm_unlink_out(struct trace_event_raw_sys_exit *ctx)
+int pgn_shm_ul_out(struct trace_event_raw_sys_exit *ctx)
 {
     return on_exit(ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_enter_unlinkat")
-int pgn_shm_unlkat_in(struct trace_event_raw_sys_enter *ctx)
+int pgn_shm_ula_in(struct trace_event_raw_sys_enter *ctx)
 {
     /* unlinkat(dfd, pathname, flags) */
     enter_unlink((const char *)ctx->args[1]);
@@ -292,7 +292,7 @@ int pgn_shm_unlkat_in(struct trace_event_raw_sys_enter *ctx)
 }
 
 SEC("tracepoint/syscalls/sys_exit_unlinkat")
-int pgn_shm_unlkat_out(struct trace_event_raw_sys_exit *ctx)
+int pgn_shm_ula_out(struct trace_event_raw_sys_exit *ctx)
 {
     return on_exit(ctx->ret);
 }

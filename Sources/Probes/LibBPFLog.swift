@@ -76,8 +76,10 @@ enum LibBPFLog {
                 inLog = false
                 continue
             }
-            if !inLog && !line.trimmingWhitespace().isEmpty {
-                last = line.hasPrefix("libbpf: ") ? String(line.dropFirst(8)) : line
+            let text = line.hasPrefix("libbpf: ") ? String(line.dropFirst(8)) : line
+            // "failed to load object 'x'" only repeats what the error says; keep the line before.
+            if !inLog && !text.trimmingWhitespace().isEmpty && !text.hasPrefix("failed to load object") {
+                last = text
             }
         }
         return last

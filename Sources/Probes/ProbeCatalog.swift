@@ -28,8 +28,8 @@ public enum ProbeCatalog {
             ],
             needsTracefs: true),
         programs: [
-            "pgn_shm_falloc_in", "pgn_shm_falloc_out", "pgn_shm_ftrunc_in", "pgn_shm_ftrunc_out",
-            "pgn_shm_unlink_in", "pgn_shm_unlink_out", "pgn_shm_unlkat_in", "pgn_shm_unlkat_out",
+            "pgn_shm_fa_in", "pgn_shm_fa_out", "pgn_shm_ft_in", "pgn_shm_ft_out",
+            "pgn_shm_ul_in", "pgn_shm_ul_out", "pgn_shm_ula_in", "pgn_shm_ula_out",
         ],
         rawTracepointPrograms: nil)
 
@@ -42,7 +42,7 @@ public enum ProbeCatalog {
                 "vmscan/mm_vmscan_direct_reclaim_begin", "vmscan/mm_vmscan_direct_reclaim_end",
             ],
             needsTracefs: true),
-        programs: ["pgn_rcl_memcg_in", "pgn_rcl_memcg_out", "pgn_rcl_direct_in", "pgn_rcl_direct_out"],
+        programs: ["pgn_rcl_mcg_in", "pgn_rcl_mcg_out", "pgn_rcl_dir_in", "pgn_rcl_dir_out"],
         rawTracepointPrograms: nil)
 
     public static let blkio = ProbeDefinition(
