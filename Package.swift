@@ -77,7 +77,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HostFactsTests",
-            dependencies: ["HostFacts", "PGNodeModel"],
+            dependencies: ["HostFacts", "PGNodeModel", "TestSupport"],
             resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),

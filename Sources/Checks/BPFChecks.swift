@@ -126,6 +126,7 @@ public enum BPFChecks {
 
     /// The observation a BPF-based check reports when its probe cannot run.
     public static func unavailable(check: String, probe: String, reason: String) -> Observation {
-        .unavailable(check: check, reason: "BPF probe \(probe) cannot run: \(reason)", evidence: ["probe": .string(probe)])
+        .unavailable(
+            check: check, reason: "BPF probe \(probe) cannot run: \(reason)", evidence: ["probe": .string(probe)])
     }
 }

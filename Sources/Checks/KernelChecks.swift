@@ -10,10 +10,23 @@ public enum KernelChecks {
         _ facts: KernelFacts, override: String? = nil, resolved: BTFLocation? = nil, problem: String? = nil
     ) -> Observation {
         let release = facts.release ?? "<release>"
+        if let resolved, resolved.origin != .kernel, let problem {
+            return Observation(
+                check: "kernel.btf", severity: .critical,
+                summary: "The BTF given (\(resolved.source ?? resolved.path)) is unusable: \(problem).",
+                evidence: [
+                    "path": .string(resolved.path), "source": .string(resolved.origin.rawValue),
+                    "problem": .string(problem), "kernel_btf_present": .bool(facts.btf != nil),
+                ],
+                remedy:
+                    "Give a BTF generated for exactly this kernel (\(release)): the distribution's debug package, "
+                    + "BTFHub-archive, or the node's own /sys/kernel/btf/vmlinux when it has one.")
+        }
         if let resolved, resolved.origin == .archive {
             return Observation(
                 check: "kernel.btf", severity: .ok,
-                summary: "The kernel has no BTF of its own; pgnode uses \(resolved.source ?? resolved.path) from the BTF archive.",
+                summary:
+                    "The kernel has no BTF of its own; pgnode uses \(resolved.source ?? resolved.path) from the BTF archive.",
                 evidence: [
                     "path": .string(resolved.path), "archive_file": .from(resolved.source), "source": "archive",
                     "kernel_btf_present": .bool(facts.btf != nil),

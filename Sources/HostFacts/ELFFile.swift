@@ -95,7 +95,8 @@ public struct ELFFile: Sendable, Equatable {
         guard shentsize >= minimumEntry else { throw .badSectionTable("entry size \(shentsize) < \(minimumEntry)") }
         let (tableSize, overflow) = shentsize.multipliedReportingOverflow(by: shnum)
         guard !overflow, shoff >= 0, shoff <= bytes.count, tableSize <= bytes.count - shoff else {
-            throw .badSectionTable("\(shnum) entries at offset \(shoff) run past the end of the \(bytes.count)-byte file")
+            throw .badSectionTable(
+                "\(shnum) entries at offset \(shoff) run past the end of the \(bytes.count)-byte file")
         }
         headerRanges = [0..<headerSize, shoff..<(shoff + tableSize)]
         guard shstrndx < shnum else { throw .badSectionTable("string table index \(shstrndx) ≥ \(shnum) sections") }

@@ -52,9 +52,9 @@ public enum KernelFixups {
 
     /// Creates `<modulesDir>/<release>/build` → `target` in pgnode's own file system. Replaces
     /// only a link pgnode made before (recorded by a marker file beside it); refuses anything else.
-    public static func linkHeaders(release: String, target: String, modulesDir: String = "/lib/modules") throws(
-        LinkError
-    ) -> LinkResult {
+    public static func linkHeaders(release: String, target: String, modulesDir: String = "/lib/modules")
+        throws(LinkError) -> LinkResult
+    {
         let dir = modulesDir + "/" + release
         let link = dir + "/build"
         let marker = dir + "/" + markerName

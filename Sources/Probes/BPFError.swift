@@ -1,3 +1,5 @@
+import CLibBPF
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -49,8 +51,14 @@ public enum BPFError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// `EPERM (Operation not permitted)`.
+    /// `EPERM (Operation not permitted)`; libbpf's own codes (4000 and up) in libbpf's words.
     static func describe(_ code: Int32) -> String {
+        if code >= 4000 {
+            var buffer = [CChar](repeating: 0, count: 256)
+            libbpf_strerror(code, &buffer, buffer.count)
+            let text = String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            return "libbpf error \(code) (\(text))"
+        }
         let name = errnoNames[code] ?? "errno \(code)"
         return "\(name) (\(String(cString: strerror(code))))"
     }

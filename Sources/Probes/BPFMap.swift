@@ -50,7 +50,9 @@ public struct BPFMap {
     public func lookup<K: BitwiseCopyable, V: BitwiseCopyable>(_ key: K, as _: V.Type = V.self) throws(BPFError) -> V? {
         try checkKey(K.self)
         try checkValue(V.self)
-        guard !isPerCPU else { throw .map(map: name, operation: "lookup (per-CPU map: use lookupPerCPU)", errno: EINVAL) }
+        guard !isPerCPU else {
+            throw .map(map: name, operation: "lookup (per-CPU map: use lookupPerCPU)", errno: EINVAL)
+        }
         var key = key
         let value = UnsafeMutablePointer<V>.allocate(capacity: 1)
         defer { value.deallocate() }
@@ -70,7 +72,8 @@ public struct BPFMap {
         try checkValue(V.self)
         let stride = (valueSize + 7) & ~7
         guard MemoryLayout<V>.stride == stride else {
-            throw .sizeMismatch(map: name, what: "per-CPU value stride", expected: stride, actual: MemoryLayout<V>.stride)
+            throw .sizeMismatch(
+                map: name, what: "per-CPU value stride", expected: stride, actual: MemoryLayout<V>.stride)
         }
         let cpus = Self.possibleCPUs
         var key = key

@@ -131,7 +131,8 @@ public final class BPFObject {
                 message: LibBPFLog.lastMessage(lines), verifierLog: LibBPFLog.verifierLogTail(lines))
         }
         isLoaded = true
-        LibBPFLog.logger.debug("loaded BPF object", metadata: ["object": "\(name)", "programs": "\(autoloadedPrograms)"])
+        LibBPFLog.logger.debug(
+            "loaded BPF object", metadata: ["object": "\(name)", "programs": "\(autoloadedPrograms)"])
     }
 
     /// Attaches `programs` (default: every loaded program). Programs already attached are kept.

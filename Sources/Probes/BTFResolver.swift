@@ -1,3 +1,4 @@
+import CLibBPF
 import Foundation
 import HostFacts
 
@@ -51,7 +52,9 @@ public enum BTFResolver {
     public static func resolve(host: HostRoot, facts: KernelFacts, option: String?, archive: String?) -> BTFResolution {
         if let option {
             if FileManager.default.isReadableFile(atPath: option) {
-                return BTFResolution(location: BTFLocation(path: option, origin: .option), searched: [])
+                // Still handed to libbpf when unparsable: the probes then say what libbpf makes of it.
+                return BTFResolution(
+                    location: BTFLocation(path: option, origin: .option), problem: parseProblem(option), searched: [])
             }
             return BTFResolution(problem: "--btf \(option) is not a readable file", searched: [])
         }
@@ -59,29 +62,48 @@ public enum BTFResolver {
             return BTFResolution(location: BTFLocation(path: host.resolve(btf.path), origin: .kernel), searched: [])
         }
         guard let archive else {
-            return BTFResolution(problem: "the kernel has no BTF and neither --btf nor --btf-archive was given", searched: [])
+            return BTFResolution(
+                problem: "the kernel has no BTF and neither --btf nor --btf-archive was given", searched: [])
         }
         let candidates = archiveCandidates(archive: archive, facts: facts)
         if candidates.isEmpty {
             return BTFResolution(
-                problem: "cannot look up --btf-archive: the node's os-release ID/VERSION_ID or kernel release is unknown",
+                problem:
+                    "cannot look up --btf-archive: the node's os-release ID/VERSION_ID or kernel release is unknown",
                 searched: [])
         }
         for candidate in candidates where FileManager.default.fileExists(atPath: candidate) {
             if candidate.hasSuffix(".btf") {
                 return BTFResolution(
-                    location: BTFLocation(path: candidate, origin: .archive, source: candidate), searched: candidates)
+                    location: BTFLocation(path: candidate, origin: .archive, source: candidate),
+                    problem: parseProblem(candidate), searched: candidates)
             }
             do {
                 let (path, directory) = try extract(candidate, member: (facts.release ?? "") + ".btf")
                 return BTFResolution(
-                    location: BTFLocation(path: path, origin: .archive, source: candidate), searched: candidates,
-                    temporaryDirectory: directory)
+                    location: BTFLocation(path: path, origin: .archive, source: candidate), problem: parseProblem(path),
+                    searched: candidates, temporaryDirectory: directory)
             } catch {
                 return BTFResolution(problem: "\(candidate): \(error)", searched: candidates)
             }
         }
         return BTFResolution(problem: "no BTF for this kernel in --btf-archive \(archive)", searched: candidates)
+    }
+
+    /// Why libbpf cannot parse `path` as BTF, or nil when it can.
+    public static func parseProblem(_ path: String) -> String? {
+        let ((btf, code), lines) = LibBPFLog.capturing { () -> (OpaquePointer?, Int32) in
+            errno = 0
+            let btf = btf__parse(path, nil)
+            return (btf, errno)
+        }
+        guard let btf else {
+            let detail = LibBPFLog.lastMessage(lines)
+            return "libbpf cannot parse \(path) as BTF: \(BPFError.describe(code == 0 ? EINVAL : code))"
+                + (detail.isEmpty ? "" : " (\(detail))")
+        }
+        btf__free(btf)
+        return nil
     }
 
     struct ExtractionError: Error, CustomStringConvertible {

@@ -17,7 +17,8 @@ public struct EmbeddedObject: @unchecked Sendable {
         return (0..<Int(count)).map { i in
             let entry = table[i]
             return EmbeddedObject(
-                name: String(cString: entry.name), bytes: UnsafeRawBufferPointer(start: entry.bytes, count: Int(entry.size)))
+                name: String(cString: entry.name),
+                bytes: UnsafeRawBufferPointer(start: entry.bytes, count: Int(entry.size)))
         }
     }()
 

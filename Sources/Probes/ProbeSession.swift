@@ -88,7 +88,9 @@ public final class ProbeSession {
             let map = try object.map("targets")
             for (index, target) in targets.enumerated() {
                 var keys: [pgn_target_key] = []
-                if let v2 = target.v2 { keys.append(pgn_target_key(cgroup_id: v2, kind: PGN_CGROUP_V2.rawValue, pad: 0)) }
+                if let v2 = target.v2 {
+                    keys.append(pgn_target_key(cgroup_id: v2, kind: PGN_CGROUP_V2.rawValue, pad: 0))
+                }
                 let v1: UInt64? = name == "blkio" ? target.blkioV1 : target.memoryV1
                 let kind = name == "blkio" ? PGN_CGROUP_V1_BLKIO : PGN_CGROUP_V1_MEMORY
                 if let v1 { keys.append(pgn_target_key(cgroup_id: v1, kind: kind.rawValue, pad: 0)) }

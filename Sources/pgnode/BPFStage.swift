@@ -78,7 +78,8 @@ enum BPFStage {
             }
         }
         return Outcome(
-            btf: KernelChecks.btf(facts, override: btfOption, resolved: resolution.location, problem: resolution.problem),
+            btf: KernelChecks.btf(
+                facts, override: btfOption, resolved: resolution.location, problem: resolution.problem),
             observations: observations, results: results, signal: received.withLock { $0 })
     }
 }

@@ -57,7 +57,8 @@ struct KernelCommand: ParsableCommand {
         let facts = KernelFacts.gather(host: host)
         if bccEnv {
             guard let version = facts.kernelVersion else {
-                writeStandardError("pgnode: the node's kernel version is unknown (\(facts.problems.joined(separator: "; ")))\n")
+                writeStandardError(
+                    "pgnode: the node's kernel version is unknown (\(facts.problems.joined(separator: "; ")))\n")
                 throw PGNodeExit(code: 1)
             }
             let headers = facts.headers.first.map { host.resolve($0) }

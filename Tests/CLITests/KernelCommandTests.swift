@@ -1,6 +1,6 @@
 import PGNodeModel
-import Testing
 import TestSupport
+import Testing
 
 @Suite("pgnode kernel on this machine")
 struct KernelCommandTests {

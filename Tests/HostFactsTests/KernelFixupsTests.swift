@@ -38,8 +38,11 @@ struct KernelFixupsTests {
         #expect(moved == .created(link: "\(dir)/5.10.0-x/build", target: "/host/usr/src/b"))
         // A link someone else made, or a real directory, is refused.
         try FileManager.default.createDirectory(atPath: "\(dir)/6.1.0-y", withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: "\(dir)/6.1.0-y/build", withDestinationPath: "/usr/src/theirs")
-        #expect(throws: KernelFixups.LinkError.occupied(path: "\(dir)/6.1.0-y/build", what: "a link to /usr/src/theirs")) {
+        try FileManager.default.createSymbolicLink(
+            atPath: "\(dir)/6.1.0-y/build", withDestinationPath: "/usr/src/theirs")
+        #expect(
+            throws: KernelFixups.LinkError.occupied(path: "\(dir)/6.1.0-y/build", what: "a link to /usr/src/theirs")
+        ) {
             try KernelFixups.linkHeaders(release: "6.1.0-y", target: "/host/usr/src/c", modulesDir: dir)
         }
         try FileManager.default.createDirectory(atPath: "\(dir)/6.2.0-z/build", withIntermediateDirectories: true)

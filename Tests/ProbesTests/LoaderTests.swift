@@ -2,8 +2,8 @@ import Foundation
 import HostFacts
 import ProbeObjects
 import Probes
-import Testing
 import TestSupport
+import Testing
 
 @Suite("loading and attaching on this kernel", .serialized, .enabled(if: TestEnvironment.privilegedTestsEnabled))
 struct LoaderTests {
@@ -27,7 +27,8 @@ struct LoaderTests {
                 let keys = try map.keys(rawKeyType(map.keySize))
                 _ = keys
             }
-            let kernelNames = Set((BPFSystem.loadedPrograms() ?? []).filter { loaded.values.contains($0.id) }.map(\.name))
+            let kernelNames = Set(
+                (BPFSystem.loadedPrograms() ?? []).filter { loaded.values.contains($0.id) }.map(\.name))
             #expect(kernelNames == Set(loaded.keys))
             object.close()
         }

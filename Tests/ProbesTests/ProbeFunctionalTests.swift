@@ -1,8 +1,8 @@
 import Foundation
 import HostFacts
 import Probes
-import Testing
 import TestSupport
+import Testing
 
 /// The probes observing real workloads in cgroups this test creates: the in-kernel filter must
 /// match a process moved into the target cgroup (by its v1 controller cgroup or by its unified
@@ -47,7 +47,8 @@ struct ProbeFunctionalTests {
         guard TestEnvironment.require(ProbeTestSupport.canRunBPF, "root and kernel BTF") else { return }
         let cgroup = try TestCgroup([hierarchy])
         let target =
-            hierarchy == "memory" ? ProbeTarget(memoryV1: try cgroup.id("memory")) : ProbeTarget(v2: try cgroup.id("unified"))
+            hierarchy == "memory"
+            ? ProbeTarget(memoryV1: try cgroup.id("memory")) : ProbeTarget(v2: try cgroup.id("unified"))
         let failSize = 4_194_304 + 4096 * 3
         let outsideSize = 3_145_728
         var inside: CommandResult?
@@ -109,13 +110,17 @@ struct ProbeFunctionalTests {
         #expect(entries.reduce(0) { $0 + $1.reclaimedPages } * pageSize >= 48 << 20)
     }
 
-    @Test("blkio: own requests and latency of a target, and noise from a neighbour on the same queue", arguments: [false, true])
+    @Test(
+        "blkio: own requests and latency of a target, and noise from a neighbour on the same queue",
+        arguments: [false, true])
     func blkio(rawTracepoints: Bool) async throws {
         guard TestEnvironment.require(ProbeTestSupport.canRunBPF, "root and kernel BTF") else { return }
         let cgroup = try TestCgroup(["blkio"])
         let scratch = try ProbeTestSupport.scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        try Command.run(["dd", "if=/dev/zero", "of=\(scratch)/target", "bs=1M", "count=32", "conv=fsync", "status=none"])
+        try Command.run([
+            "dd", "if=/dev/zero", "of=\(scratch)/target", "bs=1M", "count=32", "conv=fsync", "status=none",
+        ])
         var reads: CommandResult?
         let (results, outcomes) = try await observe(
             "blkio", targets: [ProbeTarget(blkioV1: try cgroup.id("blkio"))], preferRawTracepoints: rawTracepoints

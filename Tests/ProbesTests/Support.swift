@@ -1,8 +1,8 @@
 import Foundation
 import HostFacts
 import Probes
-import Testing
 import TestSupport
+import Testing
 
 /// A cgroup made by a test in some hierarchies of this machine (v1 controllers and/or the
 /// unified hierarchy), removed at the end.
