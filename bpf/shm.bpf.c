@@ -107,8 +107,10 @@ static __always_inline void add_held(struct pgn_shm_stats *stats, __s64 delta)
 {
     if (!delta)
         return;
-    __s64 now = __sync_fetch_and_add(&stats->current_bytes, delta) + delta;
-    /* Racy across CPUs by design: a lost peak update under a simultaneous grow is tolerable. */
+    /* No fetching atomics (kernel 5.12+): add, then read back. The read and the peak update
+       race with other CPUs by design; a peak missed under simultaneous grows is tolerable. */
+    __sync_fetch_and_add(&stats->current_bytes, delta);
+    __s64 now = stats->current_bytes;
     if (now > stats->peak_bytes)
         stats->peak_bytes = now;
 }
@@ -124,7 +126,8 @@ static __always_inline void exit_grow(struct inflight *call, long ret)
     __u64 now = bpf_ktime_get_boot_ns();
 
     if (ret == -PGN_ENOSPC) {
-        if (__sync_fetch_and_add(&stats->failures, 1) == 0)
+        __sync_fetch_and_add(&stats->failures, 1);
+        if (!stats->first_fail_ns)
             stats->first_fail_ns = now;
         stats->last_fail_ns = now;
 

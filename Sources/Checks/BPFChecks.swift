@@ -67,7 +67,7 @@ public enum BPFChecks {
             var object: JSONObject = [
                 "name": .string(probe.requirement.name),
                 "checks": .array(probe.requirement.checks.map { .string($0) }),
-                "running": .bool(probe.running),
+                "available": .bool(probe.running),
                 "programs": .array(probe.programs.map { .string($0) }),
                 "reason": .from(probe.reason),
             ]

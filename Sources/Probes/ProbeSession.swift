@@ -151,8 +151,8 @@ public final class ProbeSession {
 
 /// Runs probes for a while: the API later checks use.
 public enum ProbeRunner {
-    /// Opens the probes, sets `targets`, attaches, waits `seconds` (or until the task is
-    /// cancelled, e.g. by SIGINT/SIGTERM), reads the maps, and closes everything.
+    /// Opens and loads the probes, sets `targets`, attaches, waits `seconds` (or until the task
+    /// is cancelled, e.g. by SIGINT/SIGTERM), reads the maps, and closes everything.
     public static func run(
         targets: [ProbeTarget], seconds: Double, environment: BPFEnvironment, btfPath: String?,
         blocked: [String: String] = [:], probes: [ProbeDefinition] = ProbeCatalog.all
@@ -164,8 +164,9 @@ public enum ProbeRunner {
         } catch {
             LibBPFLog.logger.debug("setting targets failed", metadata: ["error": "\(error)"])
         }
-        session.attach()
+        // A zero-length window only loads (which proves the probes can run) and attaches nothing.
         if seconds > 0 {
+            session.attach()
             try? await Task.sleep(nanoseconds: UInt64(seconds * 1_000_000_000))
         }
         let results = await session.finish()

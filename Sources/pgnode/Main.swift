@@ -23,7 +23,7 @@ struct PGNode: AsyncParsableCommand {
               pgnode kernel                              # the node's kernel facts as JSON
             """,
         version: PGNodeVersion.current,
-        subcommands: [CheckCommand.self, KernelCommand.self],
+        subcommands: [CheckCommand.self, KernelCommand.self, BPFStartupCommand.self],
         defaultSubcommand: CheckCommand.self
     )
 

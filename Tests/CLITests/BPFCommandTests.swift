@@ -57,7 +57,7 @@ struct BPFCheckCommandTests {
             return
         }
         #expect(probes.count == 3)
-        #expect(probes.allSatisfy { $0["running"] == .bool(true) })
+        #expect(probes.allSatisfy { $0["available"] == .bool(true) })
         for check in bpfChecks { #expect(found[check] == nil) }
     }
 
