@@ -142,8 +142,15 @@ static __always_inline void waiting_add(__u32 dev, __u32 hctx, __u32 target, __s
 static __always_inline int track(struct request *rq, bool at_issue)
 {
     __u64 key = (__u64)rq;
-    if (at_issue && bpf_map_lookup_elem(&blk_requests, &key))
-        return 0;
+    struct pgn_blk_request *seen = bpf_map_lookup_elem(&blk_requests, &key);
+    if (seen) {
+        /* Issued after its insert: already counted from the insert. */
+        if (at_issue)
+            return 0;
+        /* Inserted again (requeued): it stops waiting under its old state first. */
+        if (seen->target >= 0)
+            waiting_add(seen->dev, seen->hctx, seen->target, -1);
+    }
     struct pgn_blk_request state = {.start_ns = bpf_ktime_get_ns()};
     state.target = request_owner(rq, &state.cgroup_id, &state.kind);
     state.dev = request_dev(rq);
@@ -152,6 +159,36 @@ static __always_inline int track(struct request *rq, bool at_issue)
         return 0;
     if (state.target >= 0)
         waiting_add(state.dev, state.hctx, state.target, 1);
+    return 0;
+}
+
+/*
+ * Counts `state` (another cgroup's completed request) as noise for target `t` when `t` has
+ * requests waiting in the same queue. A global function (5.6+): the verifier checks it once,
+ * not once per loop iteration of its caller, which keeps loading fast.
+ */
+__noinline int pgn_blk_noise(struct pgn_blk_request *state, __u32 t, __u64 latency_us)
+{
+    if (!state || t >= PGN_MAX_TARGETS)
+        return 0;
+    struct pgn_blk_queue_key qk = {.dev = state->dev, .hctx = state->hctx, .target = t};
+    __s64 *waiting = bpf_map_lookup_elem(&blk_waiting, &qk);
+    if (!waiting || *waiting <= 0)
+        return 0;
+    struct pgn_hist *noise = bpf_map_lookup_elem(&blk_noise_hist, &t);
+    if (noise)
+        pgn_hist_add(noise, latency_us);
+    struct pgn_blk_counts *counts = bpf_map_lookup_elem(&blk_counts, &t);
+    if (counts)
+        counts->noise_requests++;
+    struct pgn_blk_neighbour_key nk = {.cgroup_id = state->cgroup_id, .kind = state->kind, .target = t};
+    __u64 *seen = bpf_map_lookup_elem(&blk_neighbours, &nk);
+    if (seen) {
+        __sync_fetch_and_add(seen, 1);
+    } else {
+        __u64 one = 1;
+        bpf_map_update_elem(&blk_neighbours, &nk, &one, BPF_NOEXIST);
+    }
     return 0;
 }
 
@@ -182,27 +219,8 @@ static __always_inline int complete(struct request *rq)
     __s64 *waiting_any = bpf_map_lookup_elem(&blk_waiting, &any);
     if (!waiting_any || *waiting_any <= 0)
         return 0;
-    for (__u32 t = 0; t < PGN_MAX_TARGETS; t++) {
-        struct pgn_blk_queue_key qk = {.dev = state.dev, .hctx = state.hctx, .target = t};
-        __s64 *waiting = bpf_map_lookup_elem(&blk_waiting, &qk);
-        if (!waiting || *waiting <= 0)
-            continue;
-        __u32 index = t; /* keep the loop counter in a register: its address is not taken */
-        struct pgn_hist *noise = bpf_map_lookup_elem(&blk_noise_hist, &index);
-        if (noise)
-            pgn_hist_add(noise, latency_us);
-        struct pgn_blk_counts *counts = bpf_map_lookup_elem(&blk_counts, &index);
-        if (counts)
-            counts->noise_requests++;
-        struct pgn_blk_neighbour_key nk = {.cgroup_id = state.cgroup_id, .kind = state.kind, .target = t};
-        __u64 *seen = bpf_map_lookup_elem(&blk_neighbours, &nk);
-        if (seen) {
-            __sync_fetch_and_add(seen, 1);
-        } else {
-            __u64 one = 1;
-            bpf_map_update_elem(&blk_neighbours, &nk, &one, BPF_NOEXIST);
-        }
-    }
+    for (__u32 t = 0; t < PGN_MAX_TARGETS; t++)
+        pgn_blk_noise(&state, t, latency_us);
     return 0;
 }
 

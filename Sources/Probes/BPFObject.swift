@@ -1,4 +1,5 @@
 import CLibBPF
+import Foundation
 import HostFacts
 import Logging
 
@@ -161,9 +162,36 @@ public final class BPFObject {
 
     /// Detaches every program (the object stays loaded; maps stay readable).
     public func detach() {
+        BPFObject.destroy(releaseLinks())
+    }
+
+    /// Stops the pollers and hands the links over for destruction (to destroy several objects'
+    /// links together).
+    func releaseLinks() -> [OpaquePointer] {
         for poller in pollers { poller.stop() }
-        for (_, link) in links.reversed() { bpf_link__destroy(link) }
+        let released = links.map(\.link)
         links.removeAll()
+        return released
+    }
+
+    /// Destroys links in parallel: detaching a tracepoint waits for an RCU grace period (tens of
+    /// milliseconds each here), and concurrent waits share grace periods. The pointers cross to
+    /// other threads as integers: each link is destroyed exactly once, by one thread, and libbpf
+    /// links are independent of each other.
+    static func destroy(_ links: [OpaquePointer]) {
+        guard links.count > 1 else {
+            for link in links { bpf_link__destroy(link) }
+            return
+        }
+        let group = DispatchGroup()
+        for address in links.map({ UInt(bitPattern: Int(bitPattern: UnsafeRawPointer($0))) }) {
+            group.enter()
+            Thread.detachNewThread {
+                if let link = OpaquePointer(bitPattern: address) { bpf_link__destroy(link) }
+                group.leave()
+            }
+        }
+        group.wait()
     }
 
     /// Stops the pollers, detaches, and unloads everything. Idempotent.

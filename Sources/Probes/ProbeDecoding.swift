@@ -84,7 +84,6 @@ enum BlkioDecoding {
             for c in perCPU {
                 result.ownRequests += c.own_requests
                 result.noiseRequests += c.noise_requests
-                result.untracked += c.untracked
             }
             result.ownLatencyUs = try own.lookup(UInt32(index), as: pgn_hist.self).map(slots) ?? []
             result.noiseLatencyUs = try noise.lookup(UInt32(index), as: pgn_hist.self).map(slots) ?? []

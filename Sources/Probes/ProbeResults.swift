@@ -92,7 +92,6 @@ public struct BlkioResult: Sendable, Equatable {
 
     public var ownRequests: UInt64 = 0
     public var noiseRequests: UInt64 = 0
-    public var untracked: UInt64 = 0
     /// log2 µs slots: slot i counts latencies in [2^i, 2^(i+1)) µs (slot 0 includes 0).
     public var ownLatencyUs: [UInt64] = []
     public var noiseLatencyUs: [UInt64] = []

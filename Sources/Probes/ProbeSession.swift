@@ -130,7 +130,7 @@ public final class ProbeSession {
 
     /// Detaches (the maps stay readable), drains the ring buffers, and reads every map.
     public func finish() async -> ProbeResults {
-        for object in objects.values { object.detach() }
+        detachAll()
         var events: [ShmResult.Event] = []
         if let task = shmEventTask { events = await task.value }
         shmEventTask = nil
@@ -141,9 +141,15 @@ public final class ProbeSession {
         return results
     }
 
+    /// Detaches every probe at once (their links are destroyed in parallel).
+    private func detachAll() {
+        BPFObject.destroy(objects.values.flatMap { $0.releaseLinks() })
+    }
+
     /// Detaches and unloads everything. Idempotent.
     public func close() {
         shmEventTask?.cancel()
+        detachAll()
         for object in objects.values { object.close() }
         objects.removeAll()
     }

@@ -118,7 +118,6 @@ struct pgn_reclaim_value {
 struct pgn_blk_counts {
     unsigned long long own_requests;   /* target requests completed */
     unsigned long long noise_requests; /* other cgroups' completions while the target waited */
-    unsigned long long untracked;      /* completions whose insert/issue was not seen */
 };
 
 /* How many requests of a target wait in one hardware queue (HASH). */
