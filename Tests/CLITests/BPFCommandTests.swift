@@ -39,7 +39,11 @@ private func programIDs(ofProcess pid: Int32) -> Set<Int64> {
 @Suite("pgnode check with BPF", .serialized, .enabled(if: TestEnvironment.privilegedTestsEnabled))
 struct BPFCheckCommandTests {
     var canRun: Bool {
-        TestEnvironment.require(
+        // The shm and reclaim probes attach through tracefs (scripts/setup mounts it too).
+        if TestEnvironment.isRoot && !FileManager.default.fileExists(atPath: "/sys/kernel/tracing/events") {
+            _ = try? Command.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+        }
+        return TestEnvironment.require(
             TestEnvironment.isRoot && FileManager.default.fileExists(atPath: "/sys/kernel/btf/vmlinux"),
             "root and kernel BTF")
     }
