@@ -4,8 +4,34 @@ import PGNodeModel
 /// Node-level checks on the kernel: pure functions of `KernelFacts`.
 public enum KernelChecks {
     /// `kernel.btf`: pgnode's CO-RE probes need the kernel's BTF; critical without it.
-    public static func btf(_ facts: KernelFacts, override: String? = nil) -> Observation {
+    /// `resolved` is the BTF the BTF resolver chose (an archive's, when the kernel has none),
+    /// `problem` why none could be used.
+    public static func btf(
+        _ facts: KernelFacts, override: String? = nil, resolved: BTFLocation? = nil, problem: String? = nil
+    ) -> Observation {
         let release = facts.release ?? "<release>"
+        if let resolved, resolved.origin != .kernel, let problem {
+            return Observation(
+                check: "kernel.btf", severity: .critical,
+                summary: "The BTF given (\(resolved.source ?? resolved.path)) is unusable: \(problem).",
+                evidence: [
+                    "path": .string(resolved.path), "source": .string(resolved.origin.rawValue),
+                    "problem": .string(problem), "kernel_btf_present": .bool(facts.btf != nil),
+                ],
+                remedy:
+                    "Give a BTF generated for exactly this kernel (\(release)): the distribution's debug package, "
+                    + "BTFHub-archive, or the node's own /sys/kernel/btf/vmlinux when it has one.")
+        }
+        if let resolved, resolved.origin == .archive {
+            return Observation(
+                check: "kernel.btf", severity: .ok,
+                summary:
+                    "The kernel has no BTF of its own; pgnode uses \(resolved.source ?? resolved.path) from the BTF archive.",
+                evidence: [
+                    "path": .string(resolved.path), "archive_file": .from(resolved.source), "source": "archive",
+                    "kernel_btf_present": .bool(facts.btf != nil),
+                ])
+        }
         if let override {
             return Observation(
                 check: "kernel.btf", severity: .ok,
@@ -25,7 +51,7 @@ public enum KernelChecks {
         return Observation(
             check: "kernel.btf", severity: .critical,
             summary: "The kernel has no BTF at /sys/kernel/btf/vmlinux, so pgnode's BPF probes cannot load.",
-            evidence: ["path": "/sys/kernel/btf/vmlinux", "release": .from(facts.release)],
+            evidence: ["path": "/sys/kernel/btf/vmlinux", "release": .from(facts.release), "problem": .from(problem)],
             remedy:
                 "Run a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distributions since 2020), or give pgnode "
                 + "a BTF for this exact kernel: --btf FILE, or --btf-archive DIR holding BTFHub-archive's layout "

@@ -2,20 +2,28 @@ import PGNodeModel
 
 /// What the shm probe saw for one container during the observation window.
 public struct ShmProbeReport: Sendable, Equatable {
-    /// One failed attempt to grow a shared-memory segment.
+    /// Failed attempts of one process to grow a segment to one size.
     public struct Failure: Sendable, Equatable {
-        /// The process that failed.
+        /// The process that failed (host pid).
         public var pid: Int32
         /// The size it asked for, in bytes.
         public var requestedBytes: Int64
-        /// When (wall clock).
-        public var time: Timestamp
+        /// How many times.
+        public var count: Int64
+        /// When first and last (wall clock).
+        public var firstSeen: Timestamp
+        /// When last.
+        public var lastSeen: Timestamp
 
-        /// A failure.
-        public init(pid: Int32, requestedBytes: Int64, time: Timestamp) {
+        /// Failures of one process at one size.
+        public init(
+            pid: Int32, requestedBytes: Int64, count: Int64 = 1, firstSeen: Timestamp, lastSeen: Timestamp? = nil
+        ) {
             self.pid = pid
             self.requestedBytes = requestedBytes
-            self.time = time
+            self.count = count
+            self.firstSeen = firstSeen
+            self.lastSeen = lastSeen ?? firstSeen
         }
     }
 
@@ -41,7 +49,8 @@ public enum ShmEnospcCheck {
 
     /// The observation for one container.
     public static func evaluate(_ report: ShmProbeReport, shmSizeBytes: Int64?) -> Observation {
-        var evidence: JSONObject = ["failures": .int(Int64(report.failures.count))]
+        let total = report.failures.reduce(Int64(0)) { $0 + max(1, $1.count) }
+        var evidence: JSONObject = ["failures": .int(total)]
         let sizes = report.failures.map(\.requestedBytes).sorted(by: >)
         var unique: [Int64] = []
         for size in sizes where unique.last != size { unique.append(size) }
@@ -50,8 +59,8 @@ public enum ShmEnospcCheck {
         for failure in report.failures where !seen.contains(failure.pid) { seen.append(failure.pid) }
         evidence["pids"] = .array(
             seen.map { pid in .object(["pid": .int(Int64(pid)), "role": .from(report.roles[pid])]) })
-        evidence["first_seen"] = .from(report.failures.map(\.time).min()?.rfc3339)
-        evidence["last_seen"] = .from(report.failures.map(\.time).max()?.rfc3339)
+        evidence["first_seen"] = .from(report.failures.map(\.firstSeen).min()?.rfc3339)
+        evidence["last_seen"] = .from(report.failures.map(\.lastSeen).max()?.rfc3339)
         evidence["dsm_peak_bytes"] = .int(report.dsmPeakBytes)
         if let shmSizeBytes { evidence["shm_size_bytes"] = .int(shmSizeBytes) }
 
@@ -68,7 +77,7 @@ public enum ShmEnospcCheck {
         return Observation(
             check: id, severity: .critical,
             summary:
-                "\(report.failures.count) attempt(s) to grow a shared-memory segment in /dev/shm failed with ENOSPC "
+                "\(total) attempt(s) to grow a shared-memory segment in /dev/shm failed with ENOSPC "
                 + "(largest request \(largest) bytes): queries failed with 'could not resize shared memory segment … "
                 + "No space left on device'.",
             evidence: evidence,

@@ -36,6 +36,13 @@ public struct KernelFacts: Sendable {
     /// Problems met while gathering, for the reader (never fatal).
     public var problems: [String]
 
+    /// Whether uprobes can be placed on files of an overlayfs (container images): kernels
+    /// before 4.18 resolved the probe to the overlay's inode and never fired. Nil when the
+    /// version is unknown.
+    public var uprobesOnOverlayfs: Bool? {
+        kernelVersion.map { $0 >= KernelVersion(major: 4, minor: 18, patch: 0) }
+    }
+
     /// A BTF blob on disk.
     public struct BTFFile: Sendable, Equatable {
         /// Its path relative to the host root.
@@ -133,6 +140,7 @@ public struct KernelFacts: Sendable {
                 "pretty_name": .from(os.prettyName),
             ],
             "page_size_bytes": .int(Int64(pageSize)),
+            "uprobes_on_overlayfs": uprobesOnOverlayfs.map { .bool($0) } ?? .null,
             "problems": .array(problems.map { .string($0) }),
         ]
         return .object(object)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checks
+import Diagnosis
 import HostFacts
 import PGNodeModel
 import Sinks
@@ -55,6 +56,13 @@ struct CheckCommand: AsyncParsableCommand {
     var btf: String?
 
     @Option(
+        name: .customLong("btf-archive"),
+        help: ArgumentHelp(
+            "A BTFHub-archive directory (<os id>/<version id>/<arch>/<release>.btf[.tar.xz]), used when the kernel has no BTF.",
+            valueName: "dir"))
+    var btfArchive: String?
+
+    @Option(
         name: .customLong("fail-on"),
         help: ArgumentHelp("Exit 1 when any finding has this severity or worse.", valueName: "severity"))
     var failOn: Severity?
@@ -78,6 +86,9 @@ struct CheckCommand: AsyncParsableCommand {
         if let btf, !HostRoot("/").exists(btf) {
             throw ValidationError("--btf '\(btf)' does not exist")
         }
+        if let btfArchive, !HostRoot("/").isDirectory(btfArchive) {
+            throw ValidationError("--btf-archive '\(btfArchive)' is not a directory")
+        }
     }
 
     func run() async throws {
@@ -86,25 +97,40 @@ struct CheckCommand: AsyncParsableCommand {
         let facts = KernelFacts.gather(host: host)
         let node = NodeIdentity.nodeName(explicit: nodeName, environment: environmentVariables(), host: host)
         let resource = ResourceAttributes(nodeName: node)
+        // Which containers: resolved before the window so that the probes filter on their cgroups.
+        let targets = try resolveTargets(containers: containers, pods: pods, host: host, nodeName: node)
+        let probeTargets = targets.map { ProbeTargets.target(for: $0.resolution, host: host) }
+        // BPF: BTF resolution, feature probing and the probes' observation window (BPFStage.swift).
+        let bpf = await BPFStage.run(
+            host: host, facts: facts, btfOption: btf, btfArchive: btfArchive, seconds: duration,
+            targets: probeTargets)
         let now = Timestamp.now()
-        var findings = KernelChecks.all(facts, btfOverride: btf).map {
+        let clock = ProbeReports.Clock()
+        let nodeObservations = [bpf.btf, KernelChecks.headers(facts)] + bpf.observations
+        var findings = nodeObservations.map {
             Finding(observation: $0, resource: resource, windowStart: windowStart, time: now)
         }
-        // Container-level checks (later issues) run per target and stamp its resource attributes.
-        let targets = try resolveTargets(containers: containers, pods: pods, host: host, nodeName: node)
-        for target in targets {
-            findings += containerObservations(target).map {
+        let window = ProbeWindow(
+            results: bpf.results, statuses: bpf.statuses, nanoseconds: now.nanoseconds - windowStart.nanoseconds)
+        let names = CgroupNames(host: host, layout: facts.cgroups, known: targets.map(\.resolution))
+        let devices = BlockDevices.read(host: host)
+        for (index, target) in targets.enumerated() {
+            var observations = ContainerDiagnosis.staticObservations(target.resolution, host: host)
+            if duration > 0 {
+                observations += ContainerDiagnosis.probeObservations(
+                    target.resolution, index: index, host: host, window: window, names: names,
+                    pageSize: facts.pageSize, clock: clock, devices: devices)
+            }
+            findings += observations.map {
                 Finding(observation: $0, resource: target.resource, windowStart: windowStart, time: now)
             }
         }
         emit(findings)
+        if let signal = bpf.signal { throw PGNodeExit(code: 128 + signal) }
         if let failOn, findings.contains(where: { $0.severity.isAtLeast(failOn) }) {
             throw PGNodeExit(code: 1)
         }
     }
-
-    /// The container-level checks for one target. None exist yet: the shm and memory issues add them.
-    private func containerObservations(_ target: CheckTarget) -> [Observation] { [] }
 
     private func emit(_ findings: [Finding]) {
         let terminal = isatty(1) == 1

@@ -24,7 +24,7 @@ struct PGNode: AsyncParsableCommand {
               pgnode kernel                              # the node's kernel facts as JSON
             """,
         version: PGNodeVersion.current,
-        subcommands: [CheckCommand.self, ResolveCommand.self, KernelCommand.self],
+        subcommands: [CheckCommand.self, ResolveCommand.self, KernelCommand.self, BPFStartupCommand.self],
         defaultSubcommand: CheckCommand.self
     )
 

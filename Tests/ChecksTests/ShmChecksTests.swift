@@ -86,13 +86,15 @@ struct ShmEnospcCheckTests {
     func failures() {
         let report = ShmProbeReport(
             failures: [
-                .init(pid: 10, requestedBytes: 100, time: Timestamp(nanoseconds: 2_000_000_000)),
-                .init(pid: 11, requestedBytes: 300, time: Timestamp(nanoseconds: 1_000_000_000)),
-                .init(pid: 10, requestedBytes: 100, time: Timestamp(nanoseconds: 3_000_000_000)),
+                .init(pid: 10, requestedBytes: 100, firstSeen: Timestamp(nanoseconds: 2_000_000_000)),
+                .init(pid: 11, requestedBytes: 300, firstSeen: Timestamp(nanoseconds: 1_000_000_000)),
+                .init(
+                    pid: 10, requestedBytes: 100, count: 2, firstSeen: Timestamp(nanoseconds: 2_500_000_000),
+                    lastSeen: Timestamp(nanoseconds: 3_000_000_000)),
             ], dsmPeakBytes: 50, roles: [10: "client backend"])
         let o = ShmEnospcCheck.evaluate(report, shmSizeBytes: 64)
         #expect(o.severity == .critical)
-        #expect(o.evidence["failures"] == .int(3))
+        #expect(o.evidence["failures"] == .int(4))
         #expect(o.evidence["failed_request_bytes"] == .array([.int(300), .int(100)]))
         #expect(o.evidence["pids"]?.arrayValue?.count == 2)
         #expect(o.evidence["pids"]?.arrayValue?[0]["role"] == "client backend")

@@ -1,0 +1,132 @@
+import HostFacts
+import PGNodeModel
+
+/// How one BPF probe fared in this run, as `bpf.support` reports it.
+public struct BPFProbeStatus: Sendable, Equatable {
+    public var requirement: BPFProbeRequirement
+    /// The programs chosen for this kernel (tp_btf or raw_tp variant).
+    public var programs: [String]
+    /// Whether it was loaded and attached.
+    public var running: Bool
+    /// Why it is not running.
+    public var reason: String?
+    /// The tail of the verifier log when the kernel rejected a program.
+    public var verifierLog: String?
+
+    public init(
+        requirement: BPFProbeRequirement, programs: [String], running: Bool, reason: String? = nil,
+        verifierLog: String? = nil
+    ) {
+        self.requirement = requirement
+        self.programs = programs
+        self.running = running
+        self.reason = reason
+        self.verifierLog = verifierLog
+    }
+}
+
+/// Node-level BPF checks: pure functions of the BPF environment and the probes' outcomes.
+public enum BPFChecks {
+    /// Why `requirement` cannot run here, before anything is loaded; nil when nothing forbids
+    /// trying. The most fundamental reason comes first: capabilities, lockdown, BTF, tracefs,
+    /// then missing kernel features and tracepoints.
+    public static func blockingReason(_ requirement: BPFProbeRequirement, _ env: BPFEnvironment) -> String? {
+        let missing = env.missingCapabilities
+        if !missing.isEmpty {
+            let names = missing.map(\.name).joined(separator: " and ")
+            var reason = "pgnode lacks \(names) (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)"
+            if env.effectiveCapabilities == nil { reason += "; its capabilities could not be read" }
+            if let disabled = env.unprivilegedBPFDisabled, disabled != 0 {
+                reason += "; unprivileged BPF is disabled (kernel.unprivileged_bpf_disabled=\(disabled))"
+            }
+            return reason
+        }
+        if env.lockdown == "confidentiality" {
+            return "the kernel is locked down (lockdown=confidentiality), which forbids BPF reads of kernel memory"
+        }
+        guard env.btf != nil else {
+            return "no BTF for this kernel: \(env.btfProblem ?? "none found")"
+        }
+        if requirement.needsTracefs && !env.tracefs {
+            return "tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)"
+        }
+        let types = requirement.programTypes.filter { env.programTypes[$0] == false }
+        if !types.isEmpty { return "the kernel lacks BPF program type \(types.joined(separator: ", "))" }
+        let maps = requirement.mapTypes.filter { env.mapTypes[$0] == false }
+        if !maps.isEmpty { return "the kernel lacks BPF map type \(maps.joined(separator: ", "))" }
+        let helpers = requirement.helpers.filter { env.helpers[$0] == false }
+        if !helpers.isEmpty { return "the kernel lacks BPF helper \(helpers.joined(separator: ", "))" }
+        let tracepoints = requirement.tracepoints.filter { env.tracepoints[$0] == false }
+        if !tracepoints.isEmpty { return "the kernel lacks tracepoint \(tracepoints.joined(separator: ", "))" }
+        return nil
+    }
+
+    /// `bpf.support`: which probes run here, and for each that does not, why.
+    public static func support(_ env: BPFEnvironment, probes: [BPFProbeStatus]) -> Observation {
+        let probeEvidence: [JSONValue] = probes.map { probe in
+            var object: JSONObject = [
+                "name": .string(probe.requirement.name),
+                "checks": .array(probe.requirement.checks.map { .string($0) }),
+                "available": .bool(probe.running),
+                "programs": .array(probe.programs.map { .string($0) }),
+                "reason": .from(probe.reason),
+            ]
+            if let log = probe.verifierLog { object["verifier_log_tail"] = .string(log) }
+            return .object(object)
+        }
+        let caps: JSONObject = [
+            "effective": env.effectiveCapabilities.map { .string(String($0, radix: 16)) } ?? .null,
+            "cap_bpf": .bool(env.has(.bpf)),
+            "cap_perfmon": .bool(env.has(.perfmon)),
+            "cap_sys_admin": .bool(env.has(.sysAdmin)),
+        ]
+        func flags(_ values: [String: Bool]) -> JSONValue {
+            var object: JSONObject = [:]
+            for key in values.keys.sorted() { object[key] = .bool(values[key]!) }
+            return .object(object)
+        }
+        let evidence: JSONObject = [
+            "probes": .array(probeEvidence),
+            "capabilities": .object(caps),
+            "unprivileged_bpf_disabled": env.unprivilegedBPFDisabled.map { .int(Int64($0)) } ?? .null,
+            "lockdown": .from(env.lockdown),
+            "btf": env.btf.map {
+                .object(["path": .string($0.path), "origin": .string($0.origin.rawValue), "source": .from($0.source)])
+            } ?? .null,
+            "btf_problem": .from(env.btfProblem),
+            "kernel_btf": .bool(env.kernelBTF),
+            "tracefs": .bool(env.tracefs),
+            "program_types": flags(env.programTypes),
+            "map_types": flags(env.mapTypes),
+            "helpers": flags(env.helpers),
+            "tracepoints": flags(env.tracepoints),
+            "probe_problems": .array(env.probeProblems.map { .string($0) }),
+        ]
+        let running = probes.filter(\.running).map(\.requirement.name)
+        let stopped = probes.filter { !$0.running }
+        if stopped.isEmpty {
+            return Observation(
+                check: "bpf.support", severity: .ok,
+                summary: "All \(probes.count) BPF probes run here (\(running.joined(separator: ", "))).",
+                evidence: evidence)
+        }
+        let first = stopped[0]
+        let summary =
+            running.isEmpty
+            ? "No BPF probe can run here: \(first.reason ?? "unknown reason"). Static checks still run."
+            : "BPF probes \(stopped.map(\.requirement.name).joined(separator: ", ")) cannot run here "
+                + "(\(first.reason ?? "unknown reason")); \(running.joined(separator: ", ")) run."
+        return Observation(
+            check: "bpf.support", severity: .warning, summary: summary, evidence: evidence,
+            remedy:
+                "Run pgnode privileged, or with CAP_BPF, CAP_PERFMON (and CAP_SYS_ADMIN on kernels before 5.8) in its "
+                + "container's securityContext; give it the node's BTF (/sys/kernel/btf/vmlinux, --btf or "
+                + "--btf-archive) and tracefs. The checks of the probes that cannot run report 'unavailable'.")
+    }
+
+    /// The observation a BPF-based check reports when its probe cannot run.
+    public static func unavailable(check: String, probe: String, reason: String) -> Observation {
+        .unavailable(
+            check: check, reason: "BPF probe \(probe) cannot run: \(reason)", evidence: ["probe": .string(probe)])
+    }
+}

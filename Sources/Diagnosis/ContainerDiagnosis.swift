@@ -1,0 +1,107 @@
+import Checks
+import HostFacts
+import PGNodeModel
+import Probes
+import Resolution
+
+/// Whether a probe ran, and why not when it did not.
+public struct ProbeStatus: Sendable, Equatable {
+    /// The probe's name (`shm`, `reclaim`, `blkio`).
+    public var probe: String
+    /// The checks that use it.
+    public var checks: [String]
+    /// Whether it was loaded and attached.
+    public var running: Bool
+    /// Why it is not running.
+    public var reason: String?
+
+    /// A status.
+    public init(probe: String, checks: [String], running: Bool, reason: String?) {
+        self.probe = probe
+        self.checks = checks
+        self.running = running
+        self.reason = reason
+    }
+}
+
+/// What one observation window of the probes produced, for every target at once.
+public struct ProbeWindow: Sendable {
+    /// Results by target index.
+    public var results: ProbeResults
+    /// Every probe's status.
+    public var statuses: [ProbeStatus]
+    /// How long the probes observed, in nanoseconds.
+    public var nanoseconds: Int64
+
+    /// A window.
+    public init(results: ProbeResults, statuses: [ProbeStatus], nanoseconds: Int64) {
+        self.results = results
+        self.statuses = statuses
+        self.nanoseconds = nanoseconds
+    }
+}
+
+/// Runs every container-level check for one resolved container: gathers the facts (I/O at
+/// this edge) and hands them to the pure checks.
+public enum ContainerDiagnosis {
+    /// `shm.size` for the container's (first) server and `memory.limit`.
+    public static func staticObservations(_ resolution: Resolution, host: HostRoot) -> [Observation] {
+        var observations: [Observation] = []
+        if let server = resolution.postgres.first {
+            var o = ShmSizeCheck.evaluate(ShmFactsReader.facts(server: server, host: host))
+            o.evidence["postmaster_pid"] = .int(Int64(server.postmasterPID))
+            o.evidence["data_directory"] = .from(server.dataDirectory)
+            observations.append(o)
+        } else {
+            observations.append(
+                .unavailable(check: ShmSizeCheck.id, reason: "no PostgreSQL server was found in the container"))
+        }
+        observations.append(MemoryLimitCheck.evaluate(MemoryFactsReader.facts(resolution: resolution, host: host)))
+        return observations
+    }
+
+    /// `shm.enospc`, `memory.reclaim` and `blkio.noise` from the probes' window, for the target
+    /// at `index`; a probe that did not run gives `unavailable` with its reason.
+    public static func probeObservations(
+        _ resolution: Resolution, index: Int, host: HostRoot, window: ProbeWindow, names: CgroupNames, pageSize: Int,
+        clock: ProbeReports.Clock, devices: [BlockNoiseReport.Device]
+    ) -> [Observation] {
+        let roles = ProbeReports.roles(resolution)
+        var observations: [Observation] = []
+        for status in window.statuses {
+            guard status.running else {
+                for check in status.checks {
+                    observations.append(
+                        .unavailable(
+                            check: check, reason: status.reason ?? "the \(status.probe) probe is not running",
+                            evidence: ["probe": .string(status.probe)]))
+                }
+                continue
+            }
+            switch status.probe {
+            case "shm":
+                let pid = resolution.postgres.first?.postmasterPID ?? resolution.container.pid
+                let shmSize = pid.flatMap { try? ContainerRoot(host: host, pid: $0).fileSystem("/dev/shm") }
+                let result = window.results.shm[index] ?? ShmResult()
+                observations.append(
+                    ShmEnospcCheck.evaluate(
+                        ProbeReports.shm(result, roles: roles, clock: clock),
+                        shmSizeBytes: shmSize.map { Int64(clamping: $0.sizeBytes) }))
+            case "reclaim":
+                observations.append(
+                    MemoryReclaimCheck.evaluate(
+                        ProbeReports.reclaim(
+                            window.results.reclaim[index] ?? [], roles: roles, pageSize: pageSize,
+                            windowNanoseconds: window.nanoseconds)))
+            case "blkio":
+                observations.append(
+                    BlockNoiseCheck.evaluate(
+                        ProbeReports.blkio(window.results.blkio[index] ?? BlkioResult(), devices: devices, names: names)
+                    ))
+            default:
+                continue
+            }
+        }
+        return observations
+    }
+}

@@ -1,0 +1,40 @@
+import Checks
+import HostFacts
+import Resolution
+
+/// Gathers `memory.limit` facts for one container from its memory cgroup (v1 or v2).
+public enum MemoryFactsReader {
+    /// The facts for `resolution`, read under `host`.
+    public static func facts(resolution: Resolution, host: HostRoot) -> MemoryLimitFacts {
+        let server = resolution.postgres.first
+        return MemoryLimitFacts(
+            cgroup: read(resolution: resolution, host: host),
+            sharedBuffersBytes: server?.setting("shared_buffers")?.bytes,
+            maxConnections: server?.setting("max_connections")?.number.map { Int64($0) },
+            workMemBytes: server?.setting("work_mem")?.bytes,
+            qosClass: resolution.container.qosClass?.rawValue)
+    }
+
+    /// The container's memory cgroup statistics, from v1 when the memory controller is there,
+    /// else from the unified hierarchy.
+    public static func read(resolution: Resolution, host: HostRoot) -> Result<MemoryCgroupStats, MemoryUnavailable> {
+        if let memory = resolution.cgroup.v1.first(where: { $0.controller == "memory" }), let mount = memory.mountPoint
+        {
+            do {
+                return .success(try MemoryCgroupStats.readV1(host: host, mountPoint: mount, path: memory.path))
+            } catch {
+                return .failure(MemoryUnavailable("cannot read the v1 memory cgroup: \(error)"))
+            }
+        }
+        if let v2 = resolution.cgroup.v2, let mount = resolution.cgroup.v2MountPoint,
+            host.exists(CgroupPaths.join(mount, v2.path) + "/memory.current")
+        {
+            do {
+                return .success(try MemoryCgroupStats.readV2(host: host, mountPoint: mount, path: v2.path))
+            } catch {
+                return .failure(MemoryUnavailable("cannot read the memory cgroup: \(error)"))
+            }
+        }
+        return .failure(MemoryUnavailable("the container has no memory cgroup that pgnode can read"))
+    }
+}

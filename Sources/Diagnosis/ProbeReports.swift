@@ -1,0 +1,87 @@
+import Checks
+import HostFacts
+import PGNodeModel
+import Probes
+import Resolution
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Turns what the probes aggregated for one target into the reports the checks take.
+public enum ProbeReports {
+    /// Converts `bpf_ktime_get_ns()` times (CLOCK_MONOTONIC) to wall-clock timestamps.
+    public struct Clock: Sendable {
+        let offset: Int64
+
+        /// A clock sampled now.
+        public init() {
+            var mono = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &mono)
+            let monoNs = Int64(mono.tv_sec) * 1_000_000_000 + Int64(mono.tv_nsec)
+            offset = Timestamp.now().nanoseconds - monoNs
+        }
+
+        /// The wall-clock time of a kernel timestamp.
+        public func wall(_ kernelNanoseconds: UInt64) -> Timestamp {
+            Timestamp(nanoseconds: Int64(clamping: kernelNanoseconds) + offset)
+        }
+    }
+
+    /// PostgreSQL roles of the container's processes: host pid → role, or the command for
+    /// processes that are not PostgreSQL's.
+    public static func roles(_ resolution: Resolution) -> [Int32: String] {
+        var roles: [Int32: String] = [:]
+        for process in resolution.processes { roles[process.pid] = process.command }
+        for server in resolution.postgres {
+            for process in server.processes {
+                if let role = process.role { roles[process.pid] = role.kind.rawValue }
+            }
+        }
+        return roles
+    }
+
+    /// The shm probe's result as the `shm.enospc` report.
+    public static func shm(_ result: ShmResult, roles: [Int32: String], clock: Clock) -> ShmProbeReport {
+        let failures = result.failed.map {
+            ShmProbeReport.Failure(
+                pid: Int32(bitPattern: $0.tgid), requestedBytes: Int64(clamping: $0.sizeBytes),
+                count: Int64(clamping: $0.count), firstSeen: clock.wall($0.firstNs), lastSeen: clock.wall($0.lastNs))
+        }
+        return ShmProbeReport(failures: failures, dsmPeakBytes: max(0, result.peakBytes), roles: roles)
+    }
+
+    /// The reclaim probe's per-thread entries as the `memory.reclaim` report, per process.
+    public static func reclaim(
+        _ entries: [ReclaimEntry], roles: [Int32: String], pageSize: Int, windowNanoseconds: Int64
+    ) -> ReclaimReport {
+        var byProcess: [Int32: ReclaimReport.Process] = [:]
+        for entry in entries {
+            let pid = Int32(bitPattern: entry.tgid)
+            var p =
+                byProcess[pid]
+                ?? ReclaimReport.Process(
+                    pid: pid, role: roles[pid] ?? (entry.comm.isEmpty ? nil : entry.comm), events: 0, reclaimedBytes: 0,
+                    stallNanoseconds: 0)
+            p.events += Int64(clamping: entry.memcgEvents &+ entry.directEvents)
+            p.reclaimedBytes += Int64(clamping: entry.reclaimedPages) * Int64(pageSize)
+            p.stallNanoseconds += Int64(clamping: entry.stallNs)
+            byProcess[pid] = p
+        }
+        return ReclaimReport(processes: Array(byProcess.values), windowNanoseconds: windowNanoseconds)
+    }
+
+    /// The blkio probe's result as the `blkio.noise` report, naming neighbours with `names`.
+    public static func blkio(
+        _ result: BlkioResult, devices: [BlockNoiseReport.Device], names: CgroupNames
+    ) -> BlockNoiseReport {
+        BlockNoiseReport(
+            devices: devices, ownRequests: Int64(clamping: result.ownRequests),
+            noiseRequests: Int64(clamping: result.noiseRequests),
+            ownLatency: Log2Histogram(counts: result.ownLatencyUs),
+            noiseLatency: Log2Histogram(counts: result.noiseLatencyUs),
+            neighbours: result.neighbours.map { names.neighbour($0.cgroup, requests: Int64(clamping: $0.requests)) })
+    }
+}

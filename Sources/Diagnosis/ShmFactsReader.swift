@@ -1,0 +1,74 @@
+import Checks
+import HostFacts
+import Resolution
+
+/// Gathers `shm.size` facts for one server: its `/dev/shm` as it sees it (statfs through its
+/// root, so a container's view, not the host's) and the settings that size dynamic shared memory.
+public enum ShmFactsReader {
+    /// The facts for `server` in a container, read under `host`.
+    public static func facts(server: PostgresServer, host: HostRoot) -> ShmSizeFacts {
+        let mount = readMount(pid: server.postmasterPID, host: host)
+        func string(_ name: String, _ fallback: String) -> SettingValue<String> {
+            guard let s = server.setting(name), s.error == nil else { return defaultValue(fallback, server) }
+            return SettingValue(s.value, source: s.source)
+        }
+        func bytes(_ name: String, _ fallback: Int64) -> SettingValue<Int64> {
+            guard let s = server.setting(name), let b = s.bytes else { return defaultValue(fallback, server) }
+            return SettingValue(b, source: s.source)
+        }
+        func integer(_ name: String, _ fallback: Int64) -> SettingValue<Int64> {
+            guard let s = server.setting(name), let n = s.number else { return defaultValue(fallback, server) }
+            return SettingValue(Int64(n), source: s.source)
+        }
+        func real(_ name: String, _ fallback: Double) -> SettingValue<Double> {
+            guard let s = server.setting(name), let n = s.number else { return defaultValue(fallback, server) }
+            return SettingValue(n, source: s.source)
+        }
+        let major = server.majorVersion ?? 15
+        return ShmSizeFacts(
+            mount: mount,
+            dynamicSharedMemoryType: string("dynamic_shared_memory_type", "posix"),
+            workMem: bytes("work_mem", 4 << 20),
+            hashMemMultiplier: real("hash_mem_multiplier", major >= 15 ? 2.0 : 1.0),
+            maxParallelWorkersPerGather: integer("max_parallel_workers_per_gather", 2),
+            maxParallelWorkers: integer("max_parallel_workers", 8),
+            minDynamicSharedMemory: bytes("min_dynamic_shared_memory", 0))
+    }
+
+    /// A built-in default used because the server's configuration could not be read; its
+    /// source says so.
+    static func defaultValue<V>(_ value: V, _ server: PostgresServer) -> SettingValue<V> {
+        let why = server.settingsUnavailableReason.map { " (configuration unreadable: \($0))" } ?? ""
+        return SettingValue(value, source: "default" + why)
+    }
+
+    /// `/dev/shm` of process `pid`: size and use by statfs through its root, and what provides it
+    /// from its mount table.
+    public static func readMount(pid: Int32, host: HostRoot) -> Result<ShmMount, ShmUnavailable> {
+        let root = ContainerRoot(host: host, pid: pid)
+        let usage: FileSystemUsage
+        do {
+            usage = try root.fileSystem("/dev/shm")
+        } catch {
+            return .failure(ShmUnavailable("cannot statfs /dev/shm of process \(pid): \(error)"))
+        }
+        let mounts = (try? host.readText("proc/\(pid)/mountinfo")).map { MountInfo.parse($0).entries } ?? []
+        let shm = mounts.last(where: { $0.mountPoint == "/dev/shm" })
+        let hostShm =
+            ((try? host.readText("proc/1/mountinfo")) ?? (try? host.readText("proc/self/mountinfo")))
+            .map { MountInfo.parse($0).entries.last(where: { $0.mountPoint == "/dev/shm" }) } ?? nil
+        return .success(
+            ShmMount(
+                sizeBytes: Int64(clamping: usage.sizeBytes), usedBytes: Int64(clamping: usage.usedBytes),
+                kind: kind(of: shm, hostShm: hostShm, fileSystemType: usage.type), source: shm?.source))
+    }
+
+    /// What provides a container's `/dev/shm`.
+    static func kind(of mount: MountEntry?, hostShm: MountEntry?, fileSystemType: Int64) -> ShmSizeFacts.MountKind {
+        guard let mount else { return .other }
+        if let hostShm, mount.device == hostShm.device, mount.root == hostShm.root { return .host }
+        if mount.root.contains("kubernetes.io~empty-dir") { return .memoryEmptyDir }
+        if mount.fileSystemType == "tmpfs" && mount.source == "shm" { return .runtimeDefault }
+        return .other
+    }
+}

@@ -1,0 +1,148 @@
+/*
+ * The data shared by pgnode's BPF programs (bpf/<probe>.bpf.c) and the Swift loader: map keys,
+ * map values and ring-buffer records. Plain C with fixed-size fields and explicit padding, so
+ * that the BPF target and x86_64/arm64 user space lay every struct out identically. Swift
+ * imports these types through the ProbeObjects module and reads map bytes into them directly.
+ *
+ * Keep this file free of any include: the BPF side includes it after vmlinux.h, the user side
+ * from a C module.
+ */
+#ifndef PGNODE_PROBE_TYPES_H
+#define PGNODE_PROBE_TYPES_H
+
+/* Targets one probe can filter on at once (indices 0..PGN_MAX_TARGETS-1). */
+#define PGN_MAX_TARGETS 16
+/* log2 histogram slots: slot i counts values in [2^i, 2^(i+1)) (slot 0 also counts 0). */
+#define PGN_HIST_SLOTS 32
+#define PGN_COMM_LEN 16
+#define PGN_FILE_NAME_LEN 32
+
+/* Which hierarchy a cgroup id belongs to: ids are unique only within one hierarchy. */
+enum pgn_cgroup_kind {
+    PGN_CGROUP_V2 = 0,        /* the unified hierarchy: bpf_get_current_cgroup_id() */
+    PGN_CGROUP_V1_MEMORY = 1, /* the v1 memory controller's hierarchy */
+    PGN_CGROUP_V1_BLKIO = 2,  /* the v1 blkio (io) controller's hierarchy */
+};
+
+/* Key of the `targets` map; the value is the target index (unsigned int). */
+struct pgn_target_key {
+    unsigned long long cgroup_id; /* kernfs id = inode of the cgroup's directory */
+    unsigned int kind;            /* enum pgn_cgroup_kind */
+    unsigned int pad;
+};
+
+struct pgn_hist {
+    unsigned long long slots[PGN_HIST_SLOTS];
+};
+
+/* ---- shm: fallocate/ftruncate ENOSPC on tmpfs, dynamic shared memory held ---- */
+
+enum pgn_shm_syscall {
+    PGN_SHM_FALLOCATE = 1,
+    PGN_SHM_FTRUNCATE = 2,
+};
+
+/* Per target (ARRAY indexed by target). */
+struct pgn_shm_stats {
+    unsigned long long calls;         /* fallocate/ftruncate calls on tmpfs files */
+    unsigned long long failures;      /* of which failed with ENOSPC */
+    unsigned long long first_fail_ns; /* bpf_ktime_get_boot_ns() of the first failure, 0 if none */
+    unsigned long long last_fail_ns;
+    long long current_bytes;          /* sum of the sizes of live tmpfs segments grown by the target */
+    long long peak_bytes;             /* highest current_bytes seen */
+};
+
+/* One failing request size of one process (HASH). */
+struct pgn_shm_failure_key {
+    unsigned int target;
+    unsigned int tgid;
+    unsigned long long size; /* bytes the file was to have: offset + len, or the length */
+};
+
+struct pgn_shm_failure_value {
+    unsigned long long count;
+    unsigned long long first_ns;
+    unsigned long long last_ns;
+    unsigned int syscall; /* enum pgn_shm_syscall of the last failure */
+    unsigned int pid;     /* the thread */
+    char comm[PGN_COMM_LEN];
+};
+
+/*
+ * A segment (tmpfs file) grown by a target, by base name (HASH, value: size in bytes). unlink(2)
+ * names a path, not a mount, so a segment is known by its name within the target.
+ */
+struct pgn_shm_segment_key {
+    unsigned int target;
+    unsigned int pad;
+    char name[PGN_FILE_NAME_LEN];
+};
+
+/* A failure, sent through the ring buffer as it happens. */
+struct pgn_shm_event {
+    unsigned long long time_ns; /* bpf_ktime_get_boot_ns() */
+    unsigned long long size;    /* requested size in bytes */
+    unsigned long long cgroup_id;
+    unsigned int target;
+    unsigned int tgid;
+    unsigned int pid;
+    unsigned int syscall;
+    int fd;
+    int ret;          /* the syscall's return value (-ENOSPC) */
+    unsigned int dev; /* the tmpfs super block's device (kernel encoding: major << 20 | minor) */
+    unsigned int pad;
+    char comm[PGN_COMM_LEN];
+    char file[PGN_FILE_NAME_LEN];
+};
+
+/* ---- reclaim: memcg and direct reclaim stalls per process ---- */
+
+struct pgn_reclaim_key {
+    unsigned int target;
+    unsigned int pid; /* the thread that reclaimed */
+};
+
+struct pgn_reclaim_value {
+    unsigned long long memcg_events;
+    unsigned long long direct_events;
+    unsigned long long reclaimed_pages;
+    unsigned long long stall_ns;
+    unsigned int tgid;
+    unsigned int pad;
+    char comm[PGN_COMM_LEN];
+};
+
+/* ---- blkio: block requests and cross-cgroup noise on blk-mq queues ---- */
+
+/* Per target (PERCPU_ARRAY indexed by target; user space sums the CPUs). */
+struct pgn_blk_counts {
+    unsigned long long own_requests;   /* target requests completed */
+    unsigned long long noise_requests; /* other cgroups' completions while the target waited */
+};
+
+/* How many requests of a target wait in one hardware queue (HASH). */
+struct pgn_blk_queue_key {
+    unsigned int dev; /* major << 20 | minor */
+    unsigned int hctx;
+    unsigned int target;
+    unsigned int pad;
+};
+
+/* Completions of one neighbour cgroup that a target waited behind (HASH, value: count). */
+struct pgn_blk_neighbour_key {
+    unsigned long long cgroup_id;
+    unsigned int kind; /* enum pgn_cgroup_kind of cgroup_id */
+    unsigned int target;
+};
+
+/* Per-request state (LRU_HASH keyed by the request's address: bounded, stale entries evicted). */
+struct pgn_blk_request {
+    unsigned long long start_ns; /* insert, or issue for requests that skip the scheduler */
+    unsigned long long cgroup_id;
+    unsigned int kind;
+    int target; /* -1 when not a target */
+    unsigned int dev;
+    unsigned int hctx;
+};
+
+#endif

@@ -1,0 +1,115 @@
+/// The aggregated maps of one probe run, as plain Swift values. Indexed by target: the
+/// `index`-th `ProbeTarget` given to the run.
+
+/// One cgroup to observe, as the kernel knows it. On cgroup v2 nodes `v2` alone is enough; on
+/// v1 and hybrid nodes give the controller cgroups too (ids are directory inode numbers).
+public struct ProbeTarget: Sendable, Equatable {
+    /// The unified-hierarchy cgroup id (what `bpf_get_current_cgroup_id()` returns).
+    public var v2: UInt64?
+    /// The v1 memory controller's cgroup id (shm, reclaim).
+    public var memoryV1: UInt64?
+    /// The v1 blkio controller's cgroup id (blkio).
+    public var blkioV1: UInt64?
+
+    public init(v2: UInt64? = nil, memoryV1: UInt64? = nil, blkioV1: UInt64? = nil) {
+        self.v2 = v2
+        self.memoryV1 = memoryV1
+        self.blkioV1 = blkioV1
+    }
+}
+
+/// A cgroup id together with its hierarchy.
+public struct CgroupRef: Sendable, Equatable, Hashable {
+    public enum Kind: UInt32, Sendable {
+        case v2 = 0
+        case memoryV1 = 1
+        case blkioV1 = 2
+    }
+
+    public var id: UInt64
+    public var kind: Kind
+}
+
+/// shm: one target's result.
+public struct ShmResult: Sendable, Equatable {
+    public struct Failure: Sendable, Equatable {
+        public var tgid: UInt32
+        public var pid: UInt32
+        public var comm: String
+        public var sizeBytes: UInt64
+        public var count: UInt64
+        public var syscall: String
+        public var firstNs: UInt64
+        public var lastNs: UInt64
+    }
+
+    /// A failure as sent through the ring buffer.
+    public struct Event: Sendable, Equatable {
+        public var timeNs: UInt64
+        public var sizeBytes: UInt64
+        public var cgroupID: UInt64
+        public var target: Int
+        public var tgid: UInt32
+        public var pid: UInt32
+        public var syscall: String
+        public var fd: Int32
+        public var ret: Int32
+        public var device: UInt32
+        public var comm: String
+        public var file: String
+    }
+
+    public var calls: UInt64 = 0
+    public var failures: UInt64 = 0
+    public var firstFailureNs: UInt64?
+    public var lastFailureNs: UInt64?
+    /// Bytes of tmpfs segments the target held at the end, and at most during the window.
+    public var heldBytes: Int64 = 0
+    public var peakBytes: Int64 = 0
+    /// Each failing (process, size), largest size first.
+    public var failed: [Failure] = []
+    /// Failures received through the ring buffer during the window.
+    public var events: [Event] = []
+
+    /// An empty result: nothing seen.
+    public init() {}
+}
+
+/// reclaim: one thread's reclaim in one target.
+public struct ReclaimEntry: Sendable, Equatable {
+    public var pid: UInt32
+    public var tgid: UInt32
+    public var comm: String
+    public var memcgEvents: UInt64
+    public var directEvents: UInt64
+    public var reclaimedPages: UInt64
+    public var stallNs: UInt64
+}
+
+/// blkio: one target's result.
+public struct BlkioResult: Sendable, Equatable {
+    public struct Neighbour: Sendable, Equatable {
+        public var cgroup: CgroupRef
+        public var requests: UInt64
+    }
+
+    public var ownRequests: UInt64 = 0
+    public var noiseRequests: UInt64 = 0
+    /// log2 µs slots: slot i counts latencies in [2^i, 2^(i+1)) µs (slot 0 includes 0).
+    public var ownLatencyUs: [UInt64] = []
+    public var noiseLatencyUs: [UInt64] = []
+    /// By requests, most first.
+    public var neighbours: [Neighbour] = []
+
+    /// An empty result: no requests.
+    public init() {}
+}
+
+/// Everything one run read, by probe; a probe that did not run has no entry.
+public struct ProbeResults: Sendable, Equatable {
+    public var shm: [Int: ShmResult] = [:]
+    public var reclaim: [Int: [ReclaimEntry]] = [:]
+    public var blkio: [Int: BlkioResult] = [:]
+
+    public init() {}
+}

@@ -1,0 +1,81 @@
+import Checks
+import HostFacts
+import PGNodeModel
+import Testing
+
+@Suite("bpf.support and kernel.btf")
+struct BPFChecksTests {
+    let requirement = BPFProbeRequirement(
+        name: "shm", checks: ["shm.enospc"], programTypes: ["tracepoint"], mapTypes: ["ringbuf"],
+        helpers: ["ringbuf_reserve"], tracepoints: ["syscalls/sys_enter_fallocate"], needsTracefs: true)
+
+    var capable: BPFEnvironment {
+        BPFEnvironment(
+            effectiveCapabilities: 1 << 21, kernelVersion: KernelVersion(major: 6, minor: 1, patch: 0),
+            btf: BTFLocation(path: "/sys/kernel/btf/vmlinux", origin: .kernel), kernelBTF: true, tracefs: true,
+            programTypes: ["tracepoint": true], mapTypes: ["ringbuf": true], helpers: ["ringbuf_reserve": true],
+            tracepoints: ["syscalls/sys_enter_fallocate": true])
+    }
+
+    @Test("reasons, most fundamental first")
+    func reasons() {
+        #expect(BPFChecks.blockingReason(requirement, capable) == nil)
+        var env = capable
+        env.effectiveCapabilities = 0
+        env.unprivilegedBPFDisabled = 2
+        env.btf = nil
+        let reason = BPFChecks.blockingReason(requirement, env) ?? ""
+        #expect(reason.hasPrefix("pgnode lacks CAP_BPF and CAP_PERFMON"))
+        #expect(reason.contains("unprivileged_bpf_disabled=2"))
+        env = capable
+        env.lockdown = "confidentiality"
+        #expect(BPFChecks.blockingReason(requirement, env)?.contains("lockdown=confidentiality") == true)
+        env.lockdown = "integrity"
+        #expect(BPFChecks.blockingReason(requirement, env) == nil)
+        env.btf = nil
+        env.btfProblem = "the kernel has no BTF"
+        #expect(BPFChecks.blockingReason(requirement, env) == "no BTF for this kernel: the kernel has no BTF")
+        env = capable
+        env.tracefs = false
+        #expect(BPFChecks.blockingReason(requirement, env)?.hasPrefix("tracefs is not mounted") == true)
+        env = capable
+        env.mapTypes["ringbuf"] = false
+        #expect(BPFChecks.blockingReason(requirement, env) == "the kernel lacks BPF map type ringbuf")
+        env = capable
+        env.tracepoints["syscalls/sys_enter_fallocate"] = false
+        #expect(
+            BPFChecks.blockingReason(requirement, env) == "the kernel lacks tracepoint syscalls/sys_enter_fallocate")
+    }
+
+    @Test("support: ok when all run, warning naming the first reason otherwise")
+    func support() {
+        let running = BPFProbeStatus(requirement: requirement, programs: ["a"], running: true)
+        #expect(BPFChecks.support(capable, probes: [running]).severity == .ok)
+        var other = requirement
+        other.name = "reclaim"
+        let stopped = BPFProbeStatus(
+            requirement: other, programs: ["b"], running: false, reason: "pgnode lacks CAP_BPF")
+        let observation = BPFChecks.support(capable, probes: [running, stopped])
+        #expect(observation.severity == .warning)
+        #expect(observation.summary.contains("reclaim") && observation.summary.contains("pgnode lacks CAP_BPF"))
+        #expect(!observation.remedy.isEmpty)
+        let unavailable = BPFChecks.unavailable(
+            check: "memory.reclaim", probe: "reclaim", reason: "pgnode lacks CAP_BPF")
+        #expect(unavailable.severity == .unavailable)
+        #expect(unavailable.evidence["reason"]?.stringValue == "BPF probe reclaim cannot run: pgnode lacks CAP_BPF")
+    }
+
+    @Test("kernel.btf: archive, unusable option, missing")
+    func kernelBTF() {
+        var facts = KernelFacts.gather(host: HostRoot("/"))
+        facts.btf = nil
+        let archive = BTFLocation(
+            path: "/tmp/x/5.10.btf", origin: .archive, source: "/a/debian/11/x86_64/5.10.btf.tar.xz")
+        #expect(KernelChecks.btf(facts, resolved: archive).severity == .ok)
+        #expect(KernelChecks.btf(facts, resolved: archive).evidence["source"]?.stringValue == "archive")
+        let option = BTFLocation(path: "/tmp/bogus", origin: .option)
+        let bogus = KernelChecks.btf(facts, override: "/tmp/bogus", resolved: option, problem: "libbpf cannot parse")
+        #expect(bogus.severity == .critical)
+        #expect(KernelChecks.btf(facts).severity == .critical)
+    }
+}

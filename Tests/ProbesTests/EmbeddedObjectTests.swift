@@ -1,0 +1,47 @@
+import HostFacts
+import Probes
+import Testing
+
+@Suite("embedded BPF objects")
+struct EmbeddedObjectTests {
+    @Test("one object per probe, each a BPF ELF with BTF and CO-RE relocations but no DWARF")
+    func objects() throws {
+        #expect(Set(EmbeddedObject.all.map(\.name)) == Set(ProbeCatalog.all.map(\.name)))
+        for object in EmbeddedObject.all {
+            let elf = try ELFFile(Array(object.bytes))
+            #expect(elf.machine == 247, "\(object.name) is not an EM_BPF object")
+            let names = Set(elf.sections.map(\.name))
+            #expect(names.contains(".BTF") && names.contains(".BTF.ext"), "\(object.name): \(names.sorted())")
+            #expect(!names.contains { $0.hasPrefix(".debug_") }, "\(object.name) still carries DWARF")
+            #expect(names.contains("license") && names.contains(".maps"))
+        }
+    }
+
+    @Test("libbpf opens every object from memory and finds the catalog's programs (no privileges needed)")
+    func open() throws {
+        for probe in ProbeCatalog.all {
+            let object = try BPFObject(embedded: #require(EmbeddedObject.named(probe.name)))
+            let programs = Set(object.programNames)
+            for program in probe.programs + (probe.rawTracepointPrograms ?? []) {
+                #expect(programs.contains(program), "\(probe.name) lacks \(program)")
+                #expect(program.hasPrefix(BPFSystem.programPrefix) && program.utf8.count <= 15)
+            }
+            #expect(object.mapNames.contains("targets"))
+            object.close()
+            #expect(object.programNames.isEmpty)
+        }
+    }
+
+    @Test("opening garbage fails with a typed error")
+    func openGarbage() {
+        let garbage: [UInt8] = Array(repeating: 0x5A, count: 256)
+        _ = garbage.withUnsafeBytes { bytes in
+            #expect {
+                _ = try BPFObject(name: "garbage", bytes: bytes)
+            } throws: { error in
+                guard let error = error as? BPFError, case .open(let object, let code, _) = error else { return false }
+                return object == "garbage" && code != 0
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+import Foundation
+import HostFacts
+import Probes
+import TestSupport
+import Testing
+
+/// The probes observing real workloads in cgroups this test creates: the in-kernel filter must
+/// match a process moved into the target cgroup (by its v1 controller cgroup or by its unified
+/// cgroup), and must not count the same workload run outside it.
+@Suite("probes on real workloads", .serialized, .enabled(if: TestEnvironment.privilegedTestsEnabled))
+struct ProbeFunctionalTests {
+    /// Runs `body` with only `probe` loaded and attached for `targets`, then reads the maps.
+    func observe(
+        _ probe: String, targets: [ProbeTarget], preferRawTracepoints: Bool = false, _ body: () throws -> Void
+    ) async throws -> (ProbeResults, [ProbeOutcome]) {
+        let definition = try #require(ProbeCatalog.named(probe))
+        let session = ProbeSession(
+            probes: [definition], environment: ProbeTestSupport.environment(), btfPath: nil,
+            preferRawTracepoints: preferRawTracepoints)
+        defer { session.close() }
+        try session.setTargets(targets)
+        session.attach()
+        let outcomes = session.outcomes
+        try #require(outcomes.allSatisfy { $0.running }, "\(outcomes)")
+        try body()
+        let results = await session.finish()
+        return (results, outcomes)
+    }
+
+    /// A script that mounts a 1 MiB tmpfs at /dev/shm in a private mount namespace (as a
+    /// container runtime does), grows a segment the way PostgreSQL's dsm does (ftruncate, then
+    /// posix_fallocate), fails to grow a second one past the mount's size, and removes the first.
+    static func shmScript(failSize: Int) -> String {
+        """
+        exec unshare -m sh -c 'mount -t tmpfs -o size=1m pgnode-test-shm /dev/shm && \
+        truncate -s 262144 /dev/shm/PostgreSQL.4242 && fallocate -l 262144 /dev/shm/PostgreSQL.4242 && \
+        truncate -s 131072 /dev/shm/PostgreSQL.4343 && \
+        { fallocate -l \(failSize) /dev/shm/PostgreSQL.77; test $? -ne 0; } && \
+        rm /dev/shm/PostgreSQL.4242'
+        """
+    }
+
+    @Test(
+        "shm: ENOSPC with the exact requested size, through the map and the ring buffer, and the peak held",
+        arguments: ["memory", "unified"])
+    func shmEnospc(hierarchy: String) async throws {
+        guard TestEnvironment.require(ProbeTestSupport.canRunBPF, "root and kernel BTF") else { return }
+        let cgroup = try TestCgroup([hierarchy])
+        let target =
+            hierarchy == "memory"
+            ? ProbeTarget(memoryV1: try cgroup.id("memory")) : ProbeTarget(v2: try cgroup.id("unified"))
+        let failSize = 4_194_304 + 4096 * 3
+        let outsideSize = 3_145_728
+        var inside: CommandResult?
+        var outside: CommandResult?
+        let (results, _) = try await observe("shm", targets: [target]) {
+            inside = try cgroup.run(Self.shmScript(failSize: failSize))
+            // The same workload outside the target must not be counted.
+            outside = try Command.run(["sh", "-c", Self.shmScript(failSize: outsideSize)])
+        }
+        #expect(inside?.status == 0, "\(inside?.stderr ?? "")")
+        #expect(outside?.status == 0, "\(outside?.stderr ?? "")")
+        #expect(inside?.stderr.contains("No space left on device") == true)
+
+        let shm = try #require(results.shm[0], "no shm result for the target: \(results)")
+        #expect(results.shm.keys.sorted() == [0])
+        #expect(shm.failures == 1)
+        #expect(shm.failed.map(\.sizeBytes) == [UInt64(failSize)])
+        #expect(shm.failed.first?.comm == "fallocate")
+        #expect(shm.failed.first?.syscall == "fallocate")
+        #expect(shm.events.count == 1)
+        let event = try #require(shm.events.first)
+        #expect(event.sizeBytes == UInt64(failSize))
+        #expect(event.ret == -ENOSPC)
+        #expect(event.file == "PostgreSQL.77")
+        #expect(event.comm == "fallocate")
+        #expect(event.tgid == shm.failed.first?.tgid)
+        // 256 KiB + 128 KiB were held at once; the first was removed, the second kept.
+        #expect(shm.peakBytes == 262_144 + 131_072)
+        #expect(shm.heldBytes == 131_072)
+        #expect(shm.calls >= 4)
+        #expect(shm.firstFailureNs != nil && shm.firstFailureNs == shm.lastFailureNs)
+    }
+
+    @Test("reclaim: a reader in a memory cgroup with a small limit reclaims, per thread")
+    func reclaim() async throws {
+        guard TestEnvironment.require(ProbeTestSupport.canRunBPF, "root and kernel BTF") else { return }
+        let cgroup = try TestCgroup(["memory"])
+        try cgroup.set("memory", "memory.limit_in_bytes", "\(24 << 20)")
+        let scratch = try ProbeTestSupport.scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let file = scratch + "/data"
+        // Written outside the cgroup, flushed, and dropped from the page cache.
+        try Command.run(["dd", "if=/dev/zero", "of=\(file)", "bs=1M", "count=96", "conv=fsync", "status=none"])
+        try Command.run(["dd", "if=\(file)", "iflag=nocache", "count=0", "status=none"])
+        var reader: CommandResult?
+        let (results, _) = try await observe("reclaim", targets: [ProbeTarget(memoryV1: try cgroup.id("memory"))]) {
+            reader = try cgroup.run("echo $$; exec cat \(file) > /dev/null")
+        }
+        #expect(reader?.status == 0, "\(reader?.stderr ?? "")")
+        let pid = UInt32(reader?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+        let entries = try #require(results.reclaim[0], "no reclaim recorded: \(results.reclaim)")
+        let cat = try #require(entries.first { $0.tgid == pid }, "no entry for pid \(pid): \(entries)")
+        #expect(cat.comm == "cat")
+        #expect(cat.memcgEvents > 0)
+        #expect(cat.reclaimedPages > 0)
+        #expect(cat.stallNs > 0)
+        // 96 MiB through a 24 MiB limit: at least ~72 MiB had to be reclaimed.
+        let pageSize = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        #expect(entries.reduce(0) { $0 + $1.reclaimedPages } * pageSize >= 48 << 20)
+    }
+
+    @Test(
+        "blkio: own requests and latency of a target, and noise from a neighbour on the same queue",
+        arguments: [false, true])
+    func blkio(rawTracepoints: Bool) async throws {
+        guard TestEnvironment.require(ProbeTestSupport.canRunBPF, "root and kernel BTF") else { return }
+        let cgroup = try TestCgroup(["blkio"])
+        let scratch = try ProbeTestSupport.scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        try Command.run([
+            "dd", "if=/dev/zero", "of=\(scratch)/target", "bs=1M", "count=32", "conv=fsync", "status=none",
+        ])
+        var reads: CommandResult?
+        let (results, outcomes) = try await observe(
+            "blkio", targets: [ProbeTarget(blkioV1: try cgroup.id("blkio"))], preferRawTracepoints: rawTracepoints
+        ) {
+            // The neighbour (this test's own cgroup) writes large direct blocks meanwhile.
+            let neighbour = Process()
+            neighbour.executableURL = URL(fileURLWithPath: "/usr/bin/dd")
+            neighbour.arguments = [
+                "if=/dev/zero", "of=\(scratch)/neighbour", "bs=1M", "count=400", "oflag=direct", "status=none",
+            ]
+            try neighbour.run()
+            reads = try cgroup.run(
+                "dd if=\(scratch)/target of=/dev/null bs=4k count=3000 iflag=direct status=none")
+            neighbour.waitUntilExit()
+        }
+        #expect(outcomes.first?.programs.first?.hasSuffix(rawTracepoints ? "_raw" : "_btf") == true)
+        #expect(reads?.status == 0, "\(reads?.stderr ?? "")")
+        let blk = try #require(results.blkio[0], "no blkio result: \(results.blkio)")
+        #expect(blk.ownRequests >= 3000)
+        #expect(blk.ownLatencyUs.reduce(0, +) == blk.ownRequests)
+        #expect(blk.noiseLatencyUs.reduce(0, +) == blk.noiseRequests)
+        #expect(blk.noiseRequests > 0, "the neighbour's writes completed while the target waited")
+        let first = try #require(blk.neighbours.first)
+        #expect(blk.neighbours.reduce(0) { $0 + $1.requests } == blk.noiseRequests)
+        // The neighbour is this test process's blkio cgroup (v1 hierarchy), not the target.
+        #expect(first.cgroup.id != (try cgroup.id("blkio")))
+    }
+}

@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * shm: fallocate/ftruncate on tmpfs files (POSIX shared memory, /dev/shm) by the target
+ * cgroups' tasks. Counts ENOSPC failures with the size that was asked for, sends each failure
+ * to user space through a ring buffer (they are rare), and follows how many bytes of tmpfs
+ * segments the target holds (grown by fallocate/ftruncate, released by unlink), keeping the
+ * peak. PostgreSQL's dsm_impl_posix grows a segment with ftruncate and then posix_fallocate,
+ * which glibc implements with fallocate(2).
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "common.h"
+
+#define TMPFS_MAGIC 0x01021994
+#define PGN_ENOSPC 28
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct inflight {
+    __u64 size;
+    __u32 syscall; /* enum pgn_shm_syscall, or 0 for unlink */
+    __u32 target;
+    __u32 dev;
+    int fd;
+    char name[PGN_FILE_NAME_LEN];
+};
+
+/* Calls between sys_enter and sys_exit, by thread. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __type(key, __u32);
+    __type(value, struct inflight);
+} shm_inflight SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, PGN_MAX_TARGETS);
+    __type(key, __u32);
+    __type(value, struct pgn_shm_stats);
+} shm_stats SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1024);
+    __type(key, struct pgn_shm_failure_key);
+    __type(value, struct pgn_shm_failure_value);
+} shm_failures SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 8192);
+    __type(key, struct pgn_shm_segment_key);
+    __type(value, __u64);
+} shm_segments SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 64 * 1024);
+} shm_events SEC(".maps");
+
+/* Reads the file behind `fd` of the current task; true when it lives on tmpfs. */
+static __always_inline bool tmpfs_file(int fd, __u32 *dev, char *name)
+{
+    if (fd < 0)
+        return false;
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+    if (!fdt)
+        return false;
+    unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
+    if ((unsigned int)fd >= max_fds)
+        return false;
+    struct file **fds = BPF_CORE_READ(fdt, fd);
+    struct file *file = NULL;
+    bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+    if (!file)
+        return false;
+    /* f_path is const in recent kernels: read into plain locals. */
+    struct dentry *dentry = NULL;
+    BPF_CORE_READ_INTO(&dentry, file, f_path.dentry);
+    struct super_block *sb = BPF_CORE_READ(dentry, d_sb);
+    if (BPF_CORE_READ(sb, s_magic) != TMPFS_MAGIC)
+        return false;
+    *dev = BPF_CORE_READ(sb, s_dev);
+    const unsigned char *dname = NULL;
+    BPF_CORE_READ_INTO(&dname, dentry, d_name.name);
+    bpf_probe_read_kernel_str(name, PGN_FILE_NAME_LEN, dname);
+    return true;
+}
+
+static __always_inline void enter_grow(int fd, __u64 size, __u32 syscall)
+{
+    int target = pgn_current_target(PGN_CGROUP_V1_MEMORY);
+    if (target < 0)
+        return;
+    struct inflight call = {.size = size, .syscall = syscall, .target = target, .fd = fd};
+    if (!tmpfs_file(fd, &call.dev, call.name))
+        return;
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    bpf_map_update_elem(&shm_inflight, &tid, &call, BPF_ANY);
+}
+
+static __always_inline void add_held(struct pgn_shm_stats *stats, __s64 delta)
+{
+    if (!delta)
+        return;
+    /* No fetching atomics (kernel 5.12+): add, then read back. The read and the peak update
+       race with other CPUs by design; a peak missed under simultaneous grows is tolerable. */
+    __sync_fetch_and_add(&stats->current_bytes, delta);
+    __s64 now = stats->current_bytes;
+    if (now > stats->peak_bytes)
+        stats->peak_bytes = now;
+}
+
+static __always_inline void exit_grow(struct inflight *call, long ret)
+{
+    __u32 target = call->target;
+    struct pgn_shm_stats *stats = bpf_map_lookup_elem(&shm_stats, &target);
+    if (!stats)
+        return;
+    __sync_fetch_and_add(&stats->calls, 1);
+    __u64 id = bpf_get_current_pid_tgid();
+    __u64 now = bpf_ktime_get_boot_ns();
+
+    if (ret == -PGN_ENOSPC) {
+        __sync_fetch_and_add(&stats->failures, 1);
+        if (!stats->first_fail_ns)
+            stats->first_fail_ns = now;
+        stats->last_fail_ns = now;
+
+        struct pgn_shm_failure_key key = {.target = target, .tgid = id >> 32, .size = call->size};
+        struct pgn_shm_failure_value *seen = bpf_map_lookup_elem(&shm_failures, &key);
+        if (seen) {
+            __sync_fetch_and_add(&seen->count, 1);
+            seen->last_ns = now;
+            seen->syscall = call->syscall;
+            seen->pid = (__u32)id;
+        } else {
+            struct pgn_shm_failure_value value = {
+                .count = 1, .first_ns = now, .last_ns = now, .syscall = call->syscall, .pid = (__u32)id};
+            bpf_get_current_comm(value.comm, sizeof(value.comm));
+            bpf_map_update_elem(&shm_failures, &key, &value, BPF_NOEXIST);
+        }
+
+        struct pgn_shm_event *event = bpf_ringbuf_reserve(&shm_events, sizeof(*event), 0);
+        if (event) {
+            event->time_ns = now;
+            event->size = call->size;
+            event->cgroup_id = bpf_get_current_cgroup_id();
+            event->target = target;
+            event->tgid = id >> 32;
+            event->pid = (__u32)id;
+            event->syscall = call->syscall;
+            event->fd = call->fd;
+            event->ret = ret;
+            event->dev = call->dev;
+            event->pad = 0;
+            bpf_get_current_comm(event->comm, sizeof(event->comm));
+            __builtin_memcpy(event->file, call->name, sizeof(event->file));
+            bpf_ringbuf_submit(event, 0);
+        }
+        return;
+    }
+    if (ret != 0)
+        return;
+
+    /* Grown (or truncated): account for the change of this segment's size. */
+    struct pgn_shm_segment_key key = {.target = target};
+    __builtin_memcpy(key.name, call->name, sizeof(key.name));
+    __u64 *old = bpf_map_lookup_elem(&shm_segments, &key);
+    __u64 before = old ? *old : 0;
+    __u64 after = call->size;
+    /* fallocate only grows; ftruncate sets the size. */
+    if (call->syscall == PGN_SHM_FALLOCATE && after < before)
+        after = before;
+    if (after == before)
+        return;
+    if (bpf_map_update_elem(&shm_segments, &key, &after, BPF_ANY) == 0)
+        add_held(stats, (__s64)after - (__s64)before);
+}
+
+/*
+ * The segment name of an unlinked path: POSIX shared memory lives in "/dev/shm/" (glibc's
+ * shm_unlink passes that absolute path), so only such paths are followed. A fixed-offset read
+ * keeps the program free of data-dependent loops (cheap to verify). Returns false otherwise.
+ */
+static __always_inline bool shm_name(const char *user_path, char *name)
+{
+    static const char prefix[] = "/dev/shm/";
+    char head[sizeof(prefix) - 1];
+    if (bpf_probe_read_user(head, sizeof(head), user_path) != 0)
+        return false;
+    for (int i = 0; i < (int)sizeof(head); i++) {
+        if (head[i] != prefix[i])
+            return false;
+    }
+    return bpf_probe_read_user_str(name, PGN_FILE_NAME_LEN, user_path + sizeof(head)) > 1;
+}
+
+static __always_inline void enter_unlink(const char *user_path)
+{
+    int target = pgn_current_target(PGN_CGROUP_V1_MEMORY);
+    if (target < 0)
+        return;
+    struct inflight call = {.syscall = 0, .target = target, .fd = -1};
+    if (!shm_name(user_path, call.name))
+        return;
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    bpf_map_update_elem(&shm_inflight, &tid, &call, BPF_ANY);
+}
+
+/* A successful unlink of a name the target grew releases that segment. */
+static __always_inline void exit_unlink(struct inflight *call, long ret)
+{
+    if (ret != 0)
+        return;
+    __u32 target = call->target;
+    struct pgn_shm_stats *stats = bpf_map_lookup_elem(&shm_stats, &target);
+    if (!stats)
+        return;
+    struct pgn_shm_segment_key key = {.target = target};
+    __builtin_memcpy(key.name, call->name, sizeof(key.name));
+    __u64 *size = bpf_map_lookup_elem(&shm_segments, &key);
+    if (!size)
+        return;
+    add_held(stats, -(__s64)*size);
+    bpf_map_delete_elem(&shm_segments, &key);
+}
+
+static __always_inline int on_exit(long ret)
+{
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    struct inflight *call = bpf_map_lookup_elem(&shm_inflight, &tid);
+    if (!call)
+        return 0;
+    if (call->syscall)
+        exit_grow(call, ret);
+    else
+        exit_unlink(call, ret);
+    bpf_map_delete_elem(&shm_inflight, &tid);
+    return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_fallocate")
+int pgn_shm_fa_in(struct trace_event_raw_sys_enter *ctx)
+{
+    /* fallocate(fd, mode, offset, len): the file is to be offset + len bytes long. */
+    int fd = (int)ctx->args[0];
+    __u64 size = (__u64)ctx->args[2] + (__u64)ctx->args[3];
+    enter_grow(fd, size, PGN_SHM_FALLOCATE);
+    return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_fallocate")
+int pgn_shm_fa_out(struct trace_event_raw_sys_exit *ctx)
+{
+    return on_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_ftruncate")
+int pgn_shm_ft_in(struct trace_event_raw_sys_enter *ctx)
+{
+    enter_grow((int)ctx->args[0], (__u64)ctx->args[1], PGN_SHM_FTRUNCATE);
+    return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_ftruncate")
+int pgn_shm_ft_out(struct trace_event_raw_sys_exit *ctx)
+{
+    return on_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_unlink")
+int pgn_shm_ul_in(struct trace_event_raw_sys_enter *ctx)
+{
+    enter_unlink((const char *)ctx->args[0]);
+    return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_unlink")
+int pgn_shm_ul_out(struct trace_event_raw_sys_exit *ctx)
+{
+    return on_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_unlinkat")
+int pgn_shm_ula_in(struct trace_event_raw_sys_enter *ctx)
+{
+    /* unlinkat(dfd, pathname, flags) */
+    enter_unlink((const char *)ctx->args[1]);
+    return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_unlinkat")
+int pgn_shm_ula_out(struct trace_event_raw_sys_exit *ctx)
+{
+    return on_exit(ctx->ret);
+}
