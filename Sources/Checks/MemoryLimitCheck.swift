@@ -76,6 +76,7 @@ public enum MemoryLimitCheck {
             evidence["high_bytes"] = .from(stats.highBytes)
             evidence["high_events"] = .from(stats.highEvents)
             evidence["max_events"] = .from(stats.maxEvents)
+            evidence["oom_group_kills"] = .from(stats.oomGroupKills)
             evidence["pressure_some_avg10"] = stats.pressure?.some?.avg10.map { .double($0) } ?? .null
             evidence["pressure_full_avg10"] = stats.pressure?.full?.avg10.map { .double($0) } ?? .null
         }
@@ -89,9 +90,12 @@ public enum MemoryLimitCheck {
             + "Guaranteed pod, or lower shared_buffers."
 
         if let kills = stats.oomKills, kills > 0 {
+            let group =
+                (stats.oomGroupKills ?? 0) > 0
+                ? "; \(stats.oomGroupKills ?? 0) time(s) it ended the whole container at once (memory.oom.group)" : ""
             return Observation(
                 check: id, severity: .critical,
-                summary: "The OOM killer ended \(kills) process(es) in this container's memory cgroup.",
+                summary: "The OOM killer ended \(kills) process(es) in this container's memory cgroup\(group).",
                 evidence: evidence, remedy: sizingHint)
         }
         if let limit = stats.limitBytes, let sb = facts.sharedBuffersBytes, limit <= sb + floorBytes {

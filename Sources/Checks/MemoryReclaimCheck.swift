@@ -6,8 +6,14 @@ public struct ReclaimReport: Sendable, Equatable {
     public struct Process: Sendable, Equatable {
         /// The process id (host PID namespace).
         public var pid: Int32
-        /// Its PostgreSQL role (`client backend`, `checkpointer`, …) or command name; nil if unknown.
+        /// Its PostgreSQL role (`client backend`, `checkpointer`, …); nil for a process that is not
+        /// one of the server's (or whose title could not be read).
         public var role: String?
+        /// Its command name (`comm`: `postgres`, `sh`, …); nil if unknown.
+        public var command: String?
+        /// Its pid inside the container's pid namespace (what `pg_stat_activity.pid` and
+        /// `pg_backend_pid()` show); nil if unknown.
+        public var namespacePID: Int32?
         /// Reclaim passes (begin/end pairs) it ran.
         public var events: Int64
         /// Pages it reclaimed, in bytes.
@@ -16,9 +22,14 @@ public struct ReclaimReport: Sendable, Equatable {
         public var stallNanoseconds: Int64
 
         /// One process's reclaim.
-        public init(pid: Int32, role: String?, events: Int64, reclaimedBytes: Int64, stallNanoseconds: Int64) {
+        public init(
+            pid: Int32, role: String?, events: Int64, reclaimedBytes: Int64, stallNanoseconds: Int64,
+            command: String? = nil, namespacePID: Int32? = nil
+        ) {
             self.pid = pid
             self.role = role
+            self.command = command
+            self.namespacePID = namespacePID
             self.events = events
             self.reclaimedBytes = reclaimedBytes
             self.stallNanoseconds = stallNanoseconds
@@ -69,8 +80,10 @@ public enum MemoryReclaimCheck {
             "by_pid": .array(
                 processes.map {
                     .object([
-                        "pid": .int(Int64($0.pid)), "role": .from($0.role), "reclaimed_bytes": .int($0.reclaimedBytes),
-                        "stall_ns": .int($0.stallNanoseconds), "events": .int($0.events),
+                        "pid": .int(Int64($0.pid)), "ns_pid": .from($0.namespacePID),
+                        "command": .from($0.command), "role": .from($0.role),
+                        "reclaimed_bytes": .int($0.reclaimedBytes), "stall_ns": .int($0.stallNanoseconds),
+                        "events": .int($0.events),
                     ])
                 }),
         ]
@@ -83,7 +96,7 @@ public enum MemoryReclaimCheck {
                 check: id, severity: .ok,
                 summary: "No memory-cgroup or direct reclaim ran in this container's processes.", evidence: evidence)
         }
-        let who = processes.first.map { p in "pid \(p.pid)" + (p.role.map { " (\($0))" } ?? "") } ?? "?"
+        let who = processes.first.map { p in "pid \(p.pid)" + ((p.role ?? p.command).map { " (\($0))" } ?? "") } ?? "?"
         let summary =
             "The kernel reclaimed \(reclaimed >> 20) MiB in \(events) pass(es) inside this container's processes, "
             + "stalling them \(stall / 1_000_000) ms (\(format1(stallFraction * 100)) % of the window); "
