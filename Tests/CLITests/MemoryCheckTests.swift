@@ -194,7 +194,9 @@ private func waitForPrograms(_ names: Set<String>, heldBy pid: Int32, seconds: D
             let value = try? JSONParser.parse(result.stdout), let programs = value.arrayValue
         {
             let heldNames = Set(
-                programs.filter { $0["id"]?.intValue.map(held.contains) ?? false }.compactMap { $0["name"]?.stringValue })
+                programs.filter { $0["id"]?.intValue.map(held.contains) ?? false }.compactMap {
+                    $0["name"]?.stringValue
+                })
             if names.isSubset(of: heldNames) { return true }
         }
         usleep(100_000)
