@@ -61,9 +61,9 @@ public enum MemoryReclaimCheck {
     public static let warningStallFraction = 0.01
     /// Reclaimed bytes per second of observation at or above which reclaim is a warning even when
     /// the measured stall is short (10 MiB/s). Measured on a 2-vCPU VM with a virtio disk (see
-    /// docs/findings.md), memory-cgroup reclaim cost 0.8 ms of stall per MiB with one scanning
-    /// backend and 1.7 ms/MiB with four: 10 MiB/s is where reclaim costs about the 1 % of the
-    /// stall threshold. The stall excludes the reads that bring evicted pages back, so the volume
+    /// docs/findings.md), memory-cgroup reclaim cost 0.5–0.8 ms of stall per MiB with one scanning
+    /// backend and 1.7 ms/MiB with four: at 10 MiB/s reclaim costs 0.5–1.7 %, about the stall
+    /// warning. The stall excludes the reads that bring evicted pages back, so the volume
     /// catches cache thrash on machines where reclaim itself is cheap; trickle reclaim of a few
     /// MiB/s (the steady state of a database larger than its limit) stays `info`.
     public static let warningReclaimBytesPerSecond: Double = 10 * 1_048_576
@@ -106,7 +106,7 @@ public enum MemoryReclaimCheck {
         }
         let who = processes.first.map { p in "pid \(p.pid)" + ((p.role ?? p.command).map { " (\($0))" } ?? "") } ?? "?"
         let summary =
-            "The kernel reclaimed \(reclaimed >> 20) MiB in \(events) pass(es) inside this container's processes, "
+            "The kernel reclaimed \((reclaimed + (1 << 19)) >> 20) MiB in \(events) pass(es) inside this container's processes, "
             + "stalling them \(stall / 1_000_000) ms (\(format1(stallFraction * 100)) % of the window); "
             + "most in \(who)."
         let severity: Severity
