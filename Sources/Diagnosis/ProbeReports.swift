@@ -31,16 +31,10 @@ public enum ProbeReports {
     }
 
     /// PostgreSQL roles of the container's processes: host pid → role, or the command for
-    /// processes that are not PostgreSQL's.
+    /// processes that are not PostgreSQL's (as the resolution knows them; see `ProcessNames` for
+    /// processes born during the window).
     public static func roles(_ resolution: Resolution) -> [Int32: String] {
-        var roles: [Int32: String] = [:]
-        for process in resolution.processes { roles[process.pid] = process.command }
-        for server in resolution.postgres {
-            for process in server.processes {
-                if let role = process.role { roles[process.pid] = role.kind.rawValue }
-            }
-        }
-        return roles
+        ProcessNames(resolution).roles
     }
 
     /// The shm probe's result as the `shm.enospc` report.
@@ -53,18 +47,21 @@ public enum ProbeReports {
         return ShmProbeReport(failures: failures, dsmPeakBytes: max(0, result.peakBytes), roles: roles)
     }
 
-    /// The reclaim probe's per-thread entries as the `memory.reclaim` report, per process.
+    /// The reclaim probe's per-thread entries as the `memory.reclaim` report, per process, named
+    /// by `names` (falling back on the command name the probe recorded).
     public static func reclaim(
-        _ entries: [ReclaimEntry], roles: [Int32: String], pageSize: Int, windowNanoseconds: Int64
+        _ entries: [ReclaimEntry], names: ProcessNames, pageSize: Int, windowNanoseconds: Int64
     ) -> ReclaimReport {
         var byProcess: [Int32: ReclaimReport.Process] = [:]
         for entry in entries {
             let pid = Int32(bitPattern: entry.tgid)
+            let name = names.byPID[pid]
             var p =
                 byProcess[pid]
                 ?? ReclaimReport.Process(
-                    pid: pid, role: roles[pid] ?? (entry.comm.isEmpty ? nil : entry.comm), events: 0, reclaimedBytes: 0,
-                    stallNanoseconds: 0)
+                    pid: pid, role: name?.role, events: 0, reclaimedBytes: 0, stallNanoseconds: 0,
+                    command: name?.command ?? (entry.comm.isEmpty ? nil : entry.comm),
+                    namespacePID: name?.namespacePID)
             p.events += Int64(clamping: entry.memcgEvents &+ entry.directEvents)
             p.reclaimedBytes += Int64(clamping: entry.reclaimedPages) * Int64(pageSize)
             p.stallNanoseconds += Int64(clamping: entry.stallNs)
