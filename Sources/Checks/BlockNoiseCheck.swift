@@ -138,8 +138,9 @@ public enum BlockNoiseCheck {
         let remedy =
             "Separate the database's I/O from its neighbours: give it its own disk or volume, move the noisy pod "
             + "(anti-affinity, a dedicated node pool), or limit the neighbour's I/O (blkio/io.max throttling). "
-            + "With one shared queue, a scheduler that shares fairly between cgroups (bfq with io weights, or "
-            + "kyber/mq-deadline for latency) instead of '\(schedulers.isEmpty ? "none" : schedulers)' can help."
+            + "On a shared queue the I/O scheduler (now '\(schedulers.isEmpty ? "unknown" : schedulers)') decides "
+            + "who waits: bfq shares the disk between cgroups by weight (io.bfq.weight, blkio.bfq.weight); none, "
+            + "mq-deadline and kyber order requests without regard to their cgroup."
         guard report.ownRequests > 0 else {
             return Observation(
                 check: id, severity: .ok, summary: "The container issued no block I/O during the window.",
