@@ -10,8 +10,8 @@
  * neighbour; a target's own completions go to its own histogram.
  *
  * Per-request state lives in an LRU hash (bounded). A request is tracked only when it was
- * allocated after the probe saw its first completion (so insert, issue and complete are all
- * attached), which lets the completion of a request with no state be recognised as an evicted
+ * allocated after every program was attached (user space writes that time to blk_state; else the
+ * first completion seen stands for it), which lets the completion of a request with no state be recognised as an evicted
  * one: its target's waiting count is then given back. State left behind by a request that never
  * completes (merged into another, or missed) is recognised as stale when the same request
  * structure is used again (the kernel preallocates them per tag) and replaced; decrements never
@@ -46,7 +46,7 @@ struct request_queue___since516 {
 #define ANY_TARGET PGN_MAX_TARGETS
 
 /* Slots of blk_state. */
-#define STATE_SINCE 0   /* bpf_ktime_get_ns() of the first completion seen: tracking starts there */
+#define STATE_SINCE 0   /* monotonic ns from which requests are tracked (0: not yet) */
 #define STATE_EVICTED 1 /* target requests whose state was evicted before they completed */
 
 struct {
