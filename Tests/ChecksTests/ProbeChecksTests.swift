@@ -122,6 +122,17 @@ struct BlockNoiseCheckTests {
         #expect(o.severity == .critical)
     }
 
+    @Test("waiting out a neighbour's requests: own p50 in the noise p50's bucket; 4x the requests is critical")
+    func sameBucket() {
+        let hist: [UInt64] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10]
+        #expect(
+            BlockNoiseCheck.evaluate(report(own: 10, noise: 39, ownHist: hist, noiseHist: hist)).severity == .warning)
+        #expect(
+            BlockNoiseCheck.evaluate(report(own: 10, noise: 40, ownHist: hist, noiseHist: hist)).severity == .critical)
+        // Fewer noise requests than own ones: ok, whatever their latency.
+        #expect(BlockNoiseCheck.evaluate(report(own: 10, noise: 10, ownHist: hist, noiseHist: hist)).severity == .ok)
+    }
+
     @Test("alone on the disk: ok; no I/O at all: ok")
     func ok() {
         #expect(
