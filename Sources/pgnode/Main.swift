@@ -21,9 +21,10 @@ struct PGNode: AsyncParsableCommand {
               pgnode --container 3f2a9c1b7d4e            # diagnose one container (check is the default)
               pgnode check --duration 0 --format text    # static checks only, for a person
               pgnode kernel                              # the node's kernel facts as JSON
+              pgnode agent --listen :9187                # continuous diagnosis, NDJSON on stdout
             """,
         version: PGNodeVersion.current,
-        subcommands: [CheckCommand.self, KernelCommand.self],
+        subcommands: [CheckCommand.self, KernelCommand.self, AgentCommand.self],
         defaultSubcommand: CheckCommand.self
     )
 
