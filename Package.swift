@@ -98,7 +98,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ShippingTests",
-            dependencies: ["Shipping", "PGNodeModel", "TestSupport", "CZlib"],
+            dependencies: [
+                "Shipping", "PGNodeModel", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

@@ -276,6 +276,12 @@ final class SignalWatcher: @unchecked Sendable {
     init(signals: [Int32], handler: @escaping @Sendable (Int32) -> Void) {
         let queue = DispatchQueue(label: "pgnode.signals")
         let fired = SignalLatch()
+        // A parent may have started us with these signals blocked (the mask is inherited); unblock
+        // them so that they reach the dispatch sources.
+        var set = sigset_t()
+        sigemptyset(&set)
+        for number in signals { sigaddset(&set, number) }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
         sources = signals.map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
