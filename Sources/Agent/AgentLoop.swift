@@ -86,13 +86,13 @@ public final class AgentLoop: Sendable {
     }
 
     /// The identity of a node-level finding across evaluations: its check and its resource.
-    static func key(_ finding: Finding) -> String {
+    public static func key(_ finding: Finding) -> String {
         finding.check + "\u{1F}" + JSONWriter.string(.object(finding.resource.json))
     }
 
     /// Node findings whose observation differs from the last emitted one (new checks included);
     /// `last` is updated. Time and id are not compared: they change with every evaluation.
-    static func changed(_ findings: [Finding], since last: inout [String: Observation]) -> [Finding] {
+    public static func changed(_ findings: [Finding], since last: inout [String: Observation]) -> [Finding] {
         var out: [Finding] = []
         for finding in findings {
             let key = key(finding)
@@ -123,12 +123,10 @@ public final class AgentLoop: Sendable {
             ])
 
         var windowStart = Timestamp.now()
-        let origin = MonotonicClock.now()
-        var round = 1
+        var next = MonotonicClock.now() + interval
         while !Task.isCancelled {
-            // Sleep to the next tick of a fixed grid, so that slow rounds do not make the interval drift.
-            let next = origin + Double(round) * interval
-            round = max(round + 1, Int(((MonotonicClock.now() - origin) / interval).rounded(.down)) + 1)
+            // Ticks keep a fixed period, so slow rounds do not make the interval drift; after a long
+            // stall the schedule restarts from now rather than running short catch-up windows.
             let wait = next - MonotonicClock.now()
             if wait > 0 {
                 do {
@@ -137,6 +135,8 @@ public final class AgentLoop: Sendable {
                     break
                 }
             }
+            next += interval
+            if next < MonotonicClock.now() + interval / 2 { next = MonotonicClock.now() + interval }
             let began = MonotonicClock.now()
             let window = DiagnosisWindow(start: windowStart, end: Timestamp.now())
             emit(await source.containerFindings(window: window, containers: containers))

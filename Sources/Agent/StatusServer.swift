@@ -180,8 +180,8 @@ public final class StatusServer: @unchecked Sendable {
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
             request += chunk[0..<n]
-            if Self.headerEnd(request) != nil {
-                complete = true
+            if let end = Self.headerEnd(request) {
+                complete = end + 4 <= Self.requestLimit
                 break
             }
         }
@@ -220,6 +220,18 @@ public final class StatusServer: @unchecked Sendable {
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return }
             offset += n
+        }
+        if !complete {
+            // The client may still be sending; closing with unread data would reset the connection
+            // and lose the answer. Read (and discard) a bounded amount first.
+            shutdown(client, Int32(SHUT_WR))
+            var drained = 0
+            while drained < 64 << 10 {
+                let n = chunk.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                drained += n
+            }
         }
     }
 
