@@ -149,7 +149,9 @@ struct AgentCommand: AsyncParsableCommand {
             throw ValidationError("--spool-max-bytes must be at least twice --batch-max-bytes (\(batchMaxBytes))")
         }
         if let endpoint {
-            guard endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://"), endpoint.count > 8 else {
+            let rest = endpoint.split(separator: "://", maxSplits: 1).dropFirst().first ?? ""
+            guard endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://"), let first = rest.first, first != "/"
+            else {
                 throw ValidationError("--endpoint must be an http:// or https:// URL, not '\(endpoint)'")
             }
         } else {
