@@ -29,11 +29,10 @@ struct AgentCommand: AsyncParsableCommand {
 
             Examples:
               pgnode agent --host-root /host --listen :9187
-              pgnode agent --endpoint http://loki:3100 --endpoint-format loki --spool-dir /var/lib/pgnode/spool
+              pgnode agent --endpoint http://loki:3100 --endpoint-format loki
               pgnode agent --endpoint https://es:9200 --endpoint-format elasticsearch \\
-                  --endpoint-index pgnode-findings --endpoint-token-file /var/run/secrets/es/token \\
-                  --endpoint-ca /etc/pgnode/ca.pem
-              pgnode agent --endpoint http://otel-collector:4318 --endpoint-format otlp --interval 30
+                  --endpoint-ca /etc/pgnode/ca.pem --endpoint-token-file /run/es-token
+              pgnode agent --endpoint http://otel:4318 --endpoint-format otlp
             """
     )
 
