@@ -10,6 +10,7 @@ request to --log: {"t": epoch seconds, "method", "path", "headers" (lowercased),
   --hang-first N --hang-seconds S                   hold the first N requests S seconds, then 200
   --reject-status S                                 answer S (e.g. 400) to every request
   --es-reject-id ID                                 (elasticsearch) refuse that _id with a mapping error
+  --tls-cert C --tls-key K [--tls-client-ca CA]     HTTPS (and require a client certificate)
 
 Elasticsearch mode keeps the ids it stored and answers 409 for a `create` of an existing id, as
 Elasticsearch does. It binds 127.0.0.1 only and writes its port to --port-file when listening.
@@ -35,6 +36,9 @@ parser.add_argument("--hang-first", type=int, default=0)
 parser.add_argument("--hang-seconds", type=float, default=5)
 parser.add_argument("--reject-status", type=int, default=0)
 parser.add_argument("--es-reject-id", default=None)
+parser.add_argument("--tls-cert", default=None, help="serve HTTPS with this PEM certificate")
+parser.add_argument("--tls-key", default=None)
+parser.add_argument("--tls-client-ca", default=None, help="require a client certificate signed by this CA")
 args = parser.parse_args()
 
 # A process started from a thread that blocks signals (e.g. a libdispatch worker) inherits the mask.
@@ -100,7 +104,12 @@ class Handler(BaseHTTPRequestHandler):
         with lock:
             state["requests"] += 1
             n = state["requests"]
-        entry = {"t": time.time(), "method": "POST", "path": self.path,
+        peer = None
+        if hasattr(self.connection, "getpeercert"):
+            cert = self.connection.getpeercert()
+            if cert:
+                peer = dict(x[0] for x in cert.get("subject", ())).get("commonName")
+        entry = {"t": time.time(), "method": "POST", "path": self.path, "client_cn": peer,
                  "headers": {k.lower(): v for k, v in self.headers.items()},
                  "gzip": gz, "body": body.decode("utf-8")}
         if n <= args.hang_first:
@@ -147,6 +156,14 @@ class Handler(BaseHTTPRequestHandler):
 
 server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
 server.daemon_threads = True
+if args.tls_cert:
+    import ssl
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(args.tls_cert, args.tls_key)
+    if args.tls_client_ca:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(args.tls_client_ca)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
 tmp = args.port_file + ".tmp"
 with open(tmp, "w") as f:
     f.write(str(server.server_address[1]))

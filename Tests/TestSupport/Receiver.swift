@@ -17,6 +17,8 @@ public final class Receiver: @unchecked Sendable {
         public var body: String
         /// What the receiver answered ("hang" for a held request).
         public var status: String
+        /// The common name of the client certificate, when one was required.
+        public var clientCN: String?
     }
 
     /// The port it listens on.
@@ -55,6 +57,9 @@ public final class Receiver: @unchecked Sendable {
     /// `http://127.0.0.1:<port><path>`.
     public func url(_ path: String = "") -> String { "http://127.0.0.1:\(port)\(path)" }
 
+    /// `https://127.0.0.1:<port><path>`, for a receiver started with `--tls-cert`.
+    public func httpsURL(_ path: String = "") -> String { "https://127.0.0.1:\(port)\(path)" }
+
     /// Every request so far, in arrival order.
     public func requests() -> [Request] {
         guard let text = try? String(contentsOfFile: "\(directory)/requests.jsonl", encoding: .utf8) else { return [] }
@@ -66,7 +71,7 @@ public final class Receiver: @unchecked Sendable {
             return Request(
                 time: object["t"] as? Double ?? 0, path: object["path"] as? String ?? "",
                 headers: object["headers"] as? [String: String] ?? [:], gzip: object["gzip"] as? Bool ?? false,
-                body: object["body"] as? String ?? "", status: status)
+                body: object["body"] as? String ?? "", status: status, clientCN: object["client_cn"] as? String)
         }
     }
 
