@@ -42,7 +42,7 @@ parser.add_argument("--tls-client-ca", default=None, help="require a client cert
 args = parser.parse_args()
 
 # A process started from a thread that blocks signals (e.g. a libdispatch worker) inherits the mask.
-signal.pthread_sigmask(signal.SIG_UNBLOCK, range(1, signal.NSIG))
+signal.pthread_sigmask(signal.SIG_UNBLOCK, signal.valid_signals())
 signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 lock = threading.Lock()
