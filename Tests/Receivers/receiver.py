@@ -9,7 +9,9 @@ request to --log: {"t": epoch seconds, "method", "path", "headers" (lowercased),
   --fail-first N --fail-status S [--retry-after V]  answer S (e.g. 500, 429) to the first N requests
   --hang-first N --hang-seconds S                   hold the first N requests S seconds, then 200
   --reject-status S                                 answer S (e.g. 400) to every request
+  --retry-after-date S                              Retry-After as an HTTP date S seconds ahead
   --es-reject-id ID                                 (elasticsearch) refuse that _id with a mapping error
+  --es-busy-id ID                                   (elasticsearch) answer 429 for that item, once
   --tls-cert C --tls-key K [--tls-client-ca CA]     HTTPS (and require a client certificate)
 
 Elasticsearch mode keeps the ids it stored and answers 409 for a `create` of an existing id, as
@@ -32,10 +34,13 @@ parser.add_argument("--mode", default="ndjson", choices=["ndjson", "loki", "elas
 parser.add_argument("--fail-first", type=int, default=0)
 parser.add_argument("--fail-status", type=int, default=500)
 parser.add_argument("--retry-after", default=None)
+parser.add_argument("--retry-after-date", type=float, default=None,
+                    help="send Retry-After as an HTTP date this many seconds ahead")
 parser.add_argument("--hang-first", type=int, default=0)
 parser.add_argument("--hang-seconds", type=float, default=5)
 parser.add_argument("--reject-status", type=int, default=0)
 parser.add_argument("--es-reject-id", default=None)
+parser.add_argument("--es-busy-id", default=None, help="answer 429 for that _id the first time it comes")
 parser.add_argument("--tls-cert", default=None, help="serve HTTPS with this PEM certificate")
 parser.add_argument("--tls-key", default=None)
 parser.add_argument("--tls-client-ca", default=None, help="require a client certificate signed by this CA")
@@ -67,7 +72,11 @@ def es_bulk(text):
         doc_id = meta.get("_id")
         item = {"_index": meta.get("_index"), "_id": doc_id}
         with lock:
-            if doc_id == args.es_reject_id:
+            if doc_id == args.es_busy_id and not state.get("busy_done"):
+                state["busy_done"] = True
+                item.update(status=429, error={"type": "es_rejected_execution_exception", "reason": "queue full"})
+                errors = True
+            elif doc_id == args.es_reject_id:
                 item.update(status=400, error={"type": "mapper_parsing_exception", "reason": "failed to parse field [evidence]"})
                 errors = True
             elif doc_id in state["es_ids"]:
@@ -125,6 +134,9 @@ class Handler(BaseHTTPRequestHandler):
             entry["status"] = args.fail_status
             record(entry)
             extra = {"Retry-After": args.retry_after} if args.retry_after else {}
+            if args.retry_after_date is not None:
+                import email.utils
+                extra = {"Retry-After": email.utils.formatdate(time.time() + args.retry_after_date, usegmt=True)}
             self.answer(args.fail_status, b'{"error":"injected failure"}', extra=extra)
             return
         if args.reject_status:

@@ -184,6 +184,23 @@ struct ShipperTests {
         #expect(metrics.value(Shipper.Metric.failures, [("reason", "http_429")]) == 1)
     }
 
+    @Test("503 with Retry-After as an HTTP date: honoured too")
+    func retryAfterDate() throws {
+        let receiver = try Receiver(
+            mode: "ndjson", options: ["--fail-first", "1", "--fail-status", "503", "--retry-after-date", "3"])
+        let spoolDir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: spoolDir) }
+        let (shipper, _) = try shipper(url: receiver.url(), spoolDir: spoolDir)
+        shipper.submit(Sample.many(2))
+        let requests = receiver.wait { $0.count >= 2 }
+        shipper.shutdown(grace: 2)
+        #expect(requests.map(\.status) == ["503", "200"])
+        if requests.count == 2 {
+            // An HTTP date has whole seconds: 3 s ahead is 2 to 3 s after the answer.
+            #expect(requests[1].time - requests[0].time >= 1.9)
+        }
+    }
+
     @Test("a receiver that hangs: the request times out and is retried")
     func hangingReceiver() throws {
         let receiver = try Receiver(mode: "ndjson", options: ["--hang-first", "1", "--hang-seconds", "6"])
@@ -244,6 +261,82 @@ struct ShipperTests {
         let entries = try dead.split(separator: "\n").map { try JSONParser.parse(String($0)) }
         #expect(entries.map { $0["finding"]?["id"]?.stringValue } == [rejected, rejected])
         #expect(entries.first?["reason"] == "mapper_parsing_exception: failed to parse field [evidence]")
+    }
+
+    @Test("elasticsearch: an item refused with 429 is sent again alone")
+    func elasticsearchItemRetry() throws {
+        let findings = Sample.many(4)
+        let receiver = try Receiver(mode: "elasticsearch", options: ["--es-busy-id", findings[1].id])
+        let spoolDir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: spoolDir) }
+        let (shipper, metrics) = try shipper(url: receiver.url(), format: .elasticsearch, spoolDir: spoolDir)
+        shipper.submit(findings)
+        receiver.wait { $0.count >= 2 }
+        shipper.shutdown(grace: 5)
+        let requests = receiver.requests()
+        #expect(requests.count == 2)
+        #expect(try requests.map { try Self.ids($0, .elasticsearch) } == [findings.map(\.id), [findings[1].id]])
+        #expect(metrics.value(Shipper.Metric.delivered) == 4)
+        #expect(metrics.value(Shipper.Metric.duplicates) == 0)
+        #expect(metrics.value(Shipper.Metric.failures, [("reason", "item_retry")]) == 1)
+        #expect(metrics.value(Shipper.Metric.spoolFindings) == 0)
+    }
+
+    @Test("a full spool drops its oldest findings, counts them, and delivers the rest when the receiver is back")
+    func spoolFull() throws {
+        let port = Receiver.freePort()
+        let spoolDir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: spoolDir) }
+        let metrics = MetricsRegistry()
+        let batches = (0..<6).map { Sample.many(10, start: Int64($0 * 100)) }
+        let segmentBytes: Int64 = try {
+            let probe = try Spool(directory: spoolDir + "/probe", maxBytes: 1 << 20)
+            probe.append(Sample.records(batches[0]))
+            return probe.totalBytes
+        }()
+        let shipper = Shipper(
+            configuration: ShipperConfiguration(
+                url: "http://127.0.0.1:\(port)", format: .ndjson, requestTimeout: 2, batchMaxFindings: 10,
+                batchWait: 0.01, backoff: Backoff(initial: 0.1, maximum: 0.2)),
+            transport: CurlHTTPClient(connectTimeout: 1),
+            spool: try Spool(directory: spoolDir + "/spool", maxBytes: segmentBytes * 3 + segmentBytes / 2),
+            deadLetter: DeadLetterFile(path: "\(spoolDir)/dead-letter.ndjson"), metrics: metrics,
+            logger: LogCapture().logger)
+        shipper.start()
+        for batch in batches {
+            shipper.submit(batch)
+            usleep(100_000)
+        }
+        for _ in 0..<100 where metrics.value(Shipper.Metric.dropped, [("reason", "spool_full")]) < 30 { usleep(50_000) }
+        #expect(metrics.value(Shipper.Metric.dropped, [("reason", "spool_full")]) == 30)
+        #expect(metrics.value(Shipper.Metric.spoolFindings) == 30)
+        let receiver = try Receiver(mode: "ndjson", port: port)
+        let requests = receiver.wait { Self.deliveredIDs($0, .ndjson).count >= 30 }
+        shipper.shutdown(grace: 2)
+        #expect(Self.deliveredIDs(requests, .ndjson) == batches.suffix(3).flatMap { $0.map(\.id) })
+    }
+
+    @Test("a damaged segment in the spool is quarantined and skipped; the ones after it are delivered")
+    func damagedSegment() throws {
+        let spoolDir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: spoolDir) }
+        let batches = (0..<3).map { Sample.many(3, start: Int64($0 * 10)) }
+        do {
+            let spool = try Spool(directory: spoolDir, maxBytes: 1 << 20)
+            for batch in batches { spool.append(Sample.records(batch)) }
+        }
+        let middle = try FileManager.default.contentsOfDirectory(atPath: spoolDir).filter { $0.hasPrefix("segment-") }
+            .sorted()[1]
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: "\(spoolDir)/\(middle)"))
+        bytes[bytes.count - 3] = UInt8(ascii: "X")
+        try bytes.write(to: URL(fileURLWithPath: "\(spoolDir)/\(middle)"))
+        let receiver = try Receiver(mode: "ndjson")
+        let (shipper, metrics) = try shipper(url: receiver.url(), spoolDir: spoolDir)
+        let requests = receiver.wait { $0.count >= 2 }
+        shipper.shutdown(grace: 2)
+        #expect(Self.deliveredIDs(requests, .ndjson) == (batches[0] + batches[2]).map(\.id))
+        #expect(metrics.value(Shipper.Metric.quarantined) == 1)
+        #expect(FileManager.default.fileExists(atPath: "\(spoolDir)/quarantine/\(middle)"))
     }
 
     @Test("the bearer token follows the token file and is never logged")
