@@ -107,7 +107,7 @@ public final class AgentLoop: Sendable {
     /// Runs until the task is cancelled: node findings at start, then every interval the
     /// containers' findings for the window and the node findings that changed. A round in progress
     /// when cancellation comes is finished; a window in progress is abandoned (its findings would
-    /// cover only part of the interval).
+    /// cover only part of the interval). Then the source's `stop()` is called.
     public func run() async {
         var lastNode: [String: Observation] = [:]
         var containers = await discover(previous: [])
@@ -150,6 +150,7 @@ public final class AgentLoop: Sendable {
             health.beat()
             windowStart = window.end
         }
+        await source.stop()
         logger.info("agent loop stopped")
     }
 

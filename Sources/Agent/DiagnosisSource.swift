@@ -35,6 +35,14 @@ public protocol DiagnosisSource: Sendable {
 
     /// Each container's findings for `window`.
     func containerFindings(window: DiagnosisWindow, containers: Set<String>) async -> [Finding]
+
+    /// Called once when the agent stops (SIGTERM/SIGINT), after the last round and before the
+    /// findings are flushed: stop observing, detach BPF programs. The default does nothing.
+    func stop() async
+}
+
+extension DiagnosisSource {
+    public func stop() async {}
 }
 
 /// The node-level diagnosis pgnode can do on its own today: the kernel facts and checks of

@@ -24,6 +24,7 @@ final class ScriptedSource: DiagnosisSource, Sendable {
 
     let containersByRound: [Set<String>]
     let calls = Mutex<[Call]>([])
+    let stopped = Mutex(0)
     let discoveries = Mutex(0)
     let nodeEvaluations = Mutex(0)
 
@@ -57,6 +58,8 @@ final class ScriptedSource: DiagnosisSource, Sendable {
         }
     }
 
+    func stop() async { stopped.withLock { $0 += 1 } }
+
     func containerFindings(window: DiagnosisWindow, containers: Set<String>) async -> [Finding] {
         calls.withLock { $0.append(Call(kind: "containers", window: window, containers: containers)) }
         return containers.sorted().map { id in
@@ -88,8 +91,10 @@ struct AgentLoopTests {
         }
         #expect(agent.health.isReady)
         #expect(agent.health.isHealthy)
+        #expect(source.stopped.withLock { $0 } == 0)
         task.cancel()
         await task.value
+        #expect(source.stopped.withLock { $0 } == 1)  // stop() once, after the loop
 
         let calls = source.calls.withLock { $0 }
         let windows = calls.filter { $0.kind == "containers" }
