@@ -18,7 +18,7 @@ let package = Package(
         // The command line (subcommands, help, usage errors).
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // Structured logging; the agent writes its own logs as JSON lines on stderr.
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
     ],
     targets: [
         // Thin C shims for system calls Swift cannot call directly (openat2, setns, statfs).
@@ -71,11 +71,35 @@ let package = Package(
         ),
         // Where findings go: NDJSON, text for people.
         .target(name: "Sinks", dependencies: ["PGNodeModel"], swiftSettings: strict),
+        // libcurl (HTTP client with private CAs and client certificates) and zlib (gzip bodies),
+        // with typed inline wrappers for libcurl's variadic calls.
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // Delivering findings to log aggregators: payload encoders (NDJSON, Loki, Elasticsearch,
+        // OTLP), the HTTP client, the on-disk spool, retries, and the delivery thread.
+        .target(
+            name: "Shipping",
+            dependencies: [
+                "PGNodeModel", "CCurl", "CZlib",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The agent runtime: the diagnosis loop, /healthz /readyz /metrics, JSON logs, signals.
+        .target(
+            name: "Agent",
+            dependencies: [
+                "PGNodeModel", "HostFacts", "Checks", "Shipping",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // The command line: parses arguments and wires the parts together.
         .executableTarget(
             name: "pgnode",
             dependencies: [
-                "PGNodeModel", "HostFacts", "Resolution", "Checks", "Sinks", "Probes", "Diagnosis",
+                "PGNodeModel", "HostFacts", "Resolution", "Checks", "Sinks", "Probes", "Diagnosis", "Shipping",
+                "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -113,6 +137,22 @@ let package = Package(
         .testTarget(
             name: "ProbesTests",
             dependencies: ["Probes", "ProbeObjects", "HostFacts", "Checks", "PGNodeModel", "TestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ShippingTests",
+            dependencies: [
+                "Shipping", "PGNodeModel", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "AgentTests",
+            dependencies: [
+                "Agent", "Shipping", "PGNodeModel", "HostFacts", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

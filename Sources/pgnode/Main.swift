@@ -22,9 +22,12 @@ struct PGNode: AsyncParsableCommand {
               pgnode check --duration 0 --format text    # static checks only, for a person
               pgnode resolve 3f2a9c1b7d4e                # a container's pod, cgroups and PostgreSQL
               pgnode kernel                              # the node's kernel facts as JSON
+              pgnode agent --listen :9187                # continuous diagnosis, NDJSON on stdout
             """,
         version: PGNodeVersion.current,
-        subcommands: [CheckCommand.self, ResolveCommand.self, KernelCommand.self, BPFStartupCommand.self],
+        subcommands: [
+            CheckCommand.self, ResolveCommand.self, KernelCommand.self, AgentCommand.self, BPFStartupCommand.self,
+        ],
         defaultSubcommand: CheckCommand.self
     )
 

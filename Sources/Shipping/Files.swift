@@ -1,0 +1,133 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// A failed file operation, with errno.
+public struct FileError: Error, Sendable, CustomStringConvertible {
+    /// What was being done, and to which path.
+    public var operation: String
+    /// errno.
+    public var code: Int32
+    public var description: String { "\(operation): \(String(cString: strerror(code)))" }
+
+    /// An error for `operation` with `code`.
+    public init(operation: String, code: Int32) {
+        self.operation = operation
+        self.code = code
+    }
+}
+
+/// The few file operations the spool, the dead-letter file and the token file need, on plain
+/// POSIX calls.
+enum Files {
+    /// The whole file; fails above `limit` bytes.
+    static func read(_ path: String, limit: Int = 256 << 20) throws(FileError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileError(operation: "open \(path)", code: errno) }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FileError(operation: "read \(path)", code: errno)
+            }
+            if n == 0 { return out }
+            out += chunk[0..<n]
+            if out.count > limit { throw FileError(operation: "read \(path) (over \(limit) bytes)", code: EFBIG) }
+        }
+    }
+
+    /// Writes all of `bytes` to `fd`.
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(FileError) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FileError(operation: "write \(path)", code: errno)
+            }
+            offset += n
+        }
+    }
+
+    /// Writes `bytes` to `directory/name` so that a crash leaves either no file or the whole file:
+    /// a temporary file is written and fsynced, renamed into place, and the directory fsynced.
+    static func writeAtomically(directory: String, name: String, _ bytes: [UInt8]) throws(FileError) {
+        let temporary = "\(directory)/.\(name).tmp"
+        let final = "\(directory)/\(name)"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw FileError(operation: "create \(temporary)", code: errno) }
+        do throws(FileError) {
+            try writeAll(fd, bytes, path: temporary)
+            guard fsync(fd) == 0 else { throw FileError(operation: "fsync \(temporary)", code: errno) }
+        } catch {
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
+        close(fd)
+        guard rename(temporary, final) == 0 else {
+            let code = errno
+            unlink(temporary)
+            throw FileError(operation: "rename \(temporary)", code: code)
+        }
+        syncDirectory(directory)
+    }
+
+    /// fsyncs a directory, so that a rename or unlink in it survives a crash.
+    static func syncDirectory(_ directory: String) {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+    }
+
+    /// Appends `bytes` to `path` (created 0600), in one write.
+    static func append(_ path: String, _ bytes: [UInt8]) throws(FileError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw FileError(operation: "open \(path)", code: errno) }
+        defer { close(fd) }
+        try writeAll(fd, bytes, path: path)
+        fsync(fd)
+    }
+
+    /// The names in `directory` (no `.` or `..`).
+    static func list(_ directory: String) throws(FileError) -> [String] {
+        guard let dir = opendir(directory) else { throw FileError(operation: "opendir \(directory)", code: errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Creates `path` and its parents (0700) when missing.
+    static func makeDirectories(_ path: String) throws(FileError) {
+        var current = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            current += "/\(component)"
+            if mkdir(current, 0o700) != 0 && errno != EEXIST {
+                throw FileError(operation: "mkdir \(current)", code: errno)
+            }
+        }
+        var info = stat()
+        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+            throw FileError(operation: "\(path) is not a directory", code: ENOTDIR)
+        }
+    }
+
+    /// The size of a file, or nil.
+    static func size(_ path: String) -> Int64? {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int64(info.st_size) : nil
+    }
+}

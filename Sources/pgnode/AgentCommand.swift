@@ -1,0 +1,341 @@
+import Agent
+import ArgumentParser
+import Dispatch
+import HostFacts
+import Logging
+import PGNodeModel
+import Shipping
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// `pgnode agent`: continuous diagnosis, findings to stdout or to a log aggregator.
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Diagnose continuously and ship findings to stdout, Loki, Elasticsearch or an OTel collector.",
+        discussion: """
+            Every --interval the agent emits each container's findings for that window, and the \
+            node-level findings at start and whenever they change. Without --endpoint, findings are \
+            NDJSON on stdout; the agent's own logs are JSON lines on stderr. With --endpoint, \
+            findings go through an on-disk spool (--spool-dir) to the receiver, in order, with \
+            retries; nothing is lost while the receiver is down unless the spool fills up.
+
+            SIGTERM or SIGINT: stop diagnosing, deliver what can be delivered within \
+            --shutdown-grace, keep the rest in the spool for the next start, exit 0.
+
+            Examples:
+              pgnode agent --host-root /host --listen :9187
+              pgnode agent --endpoint http://loki:3100 --endpoint-format loki
+              pgnode agent --endpoint https://es:9200 --endpoint-format elasticsearch \\
+                  --endpoint-ca /etc/pgnode/ca.pem --endpoint-token-file /run/es-token
+              pgnode agent --endpoint http://otel:4318 --endpoint-format otlp
+            """
+    )
+
+    @Option(help: ArgumentHelp("Seconds between diagnosis rounds.", valueName: "seconds"))
+    var interval: Double = 60
+
+    @Option(
+        help: ArgumentHelp(
+            "Serve /healthz, /readyz and /metrics on ADDR:PORT (e.g. :9187, 127.0.0.1:9187, [::]:9187).",
+            valueName: "addr:port"))
+    var listen: String?
+
+    @Option(help: ArgumentHelp("Ship findings to this http(s) URL instead of stdout.", valueName: "url"))
+    var endpoint: String?
+
+    @Option(name: .customLong("endpoint-format"), help: "The receiver's API.")
+    var endpointFormat: EndpointFormat = .ndjson
+
+    @Option(
+        name: .customLong("endpoint-index"),
+        help: ArgumentHelp("Elasticsearch/OpenSearch index or data stream.", valueName: "name"))
+    var endpointIndex: String = "pgnode-findings"
+
+    @Option(
+        name: .customLong("endpoint-token-file"),
+        help: ArgumentHelp("A file holding a bearer token; re-read when it changes.", valueName: "path"))
+    var endpointTokenFile: String?
+
+    @Option(
+        name: .customLong("endpoint-ca"), help: ArgumentHelp("PEM CA bundle to verify the receiver.", valueName: "path")
+    )
+    var endpointCA: String?
+
+    @Option(name: .customLong("endpoint-cert"), help: ArgumentHelp("PEM client certificate.", valueName: "path"))
+    var endpointCert: String?
+
+    @Option(name: .customLong("endpoint-key"), help: ArgumentHelp("PEM client private key.", valueName: "path"))
+    var endpointKey: String?
+
+    @Option(
+        name: .customLong("connect-timeout"),
+        help: ArgumentHelp("Seconds to connect to the receiver.", valueName: "seconds"))
+    var connectTimeout: Double = 5
+
+    @Option(
+        name: .customLong("request-timeout"),
+        help: ArgumentHelp("Seconds one delivery request may take, connect included.", valueName: "seconds"))
+    var requestTimeout: Double = 30
+
+    @Option(
+        name: .customLong("batch-max-findings"), help: ArgumentHelp("Findings per request, at most.", valueName: "n"))
+    var batchMaxFindings: Int = 500
+
+    @Option(
+        name: .customLong("batch-max-bytes"),
+        help: ArgumentHelp("Bytes of findings per request, at most (before gzip).", valueName: "bytes"))
+    var batchMaxBytes: Int = 1 << 20
+
+    @Option(
+        name: .customLong("batch-wait"),
+        help: ArgumentHelp("Seconds a batch may wait for more findings before it is sent.", valueName: "seconds"))
+    var batchWait: Double = 1
+
+    @Flag(inversion: .prefixedNo, help: "Compress request bodies (Content-Encoding: gzip).")
+    var gzip: Bool = true
+
+    @Option(
+        name: .customLong("spool-dir"),
+        help: ArgumentHelp("Where undelivered findings wait (survives restarts).", valueName: "path"))
+    var spoolDir: String = "/var/lib/pgnode/spool"
+
+    @Option(
+        name: .customLong("spool-max-bytes"),
+        help: ArgumentHelp("Spool size bound; beyond it the oldest findings are dropped.", valueName: "bytes"))
+    var spoolMaxBytes: Int64 = 256 << 20
+
+    @Option(
+        name: .customLong("shutdown-grace"),
+        help: ArgumentHelp("Seconds to keep delivering after SIGTERM/SIGINT.", valueName: "seconds"))
+    var shutdownGrace: Double = 10
+
+    @Option(name: .customLong("log-level"), help: "Lowest level of the agent's own logs (stderr).")
+    var logLevel: LogLevel = .info
+
+    @OptionGroup var hostOptions: HostOptions
+
+    @Option(help: ArgumentHelp("A BTF file for this kernel, instead of /sys/kernel/btf/vmlinux.", valueName: "path"))
+    var btf: String?
+
+    @Option(
+        name: .customLong("node-name"),
+        help: ArgumentHelp(
+            "The node's name for k8s.node.name (default: $NODE_NAME, else the host name).", valueName: "name"))
+    var nodeName: String?
+
+    func validate() throws {
+        func seconds(_ value: Double, _ flag: String, min: Double, max: Double) throws {
+            guard value.isFinite, value >= min, value <= max else {
+                throw ValidationError("\(flag) must be between \(min) and \(max) seconds, not \(value)")
+            }
+        }
+        try seconds(interval, "--interval", min: 0.1, max: 86_400)
+        try seconds(shutdownGrace, "--shutdown-grace", min: 0, max: 3600)
+        try seconds(connectTimeout, "--connect-timeout", min: 0.1, max: 600)
+        try seconds(requestTimeout, "--request-timeout", min: 0.1, max: 3600)
+        try seconds(batchWait, "--batch-wait", min: 0, max: 3600)
+        if let listen, ListenAddress(listen) == nil {
+            throw ValidationError("--listen takes ADDR:PORT with a numeric address (e.g. :9187), not '\(listen)'")
+        }
+        guard batchMaxFindings >= 1 else { throw ValidationError("--batch-max-findings must be at least 1") }
+        guard batchMaxBytes >= 1024 else { throw ValidationError("--batch-max-bytes must be at least 1024") }
+        guard spoolMaxBytes >= Int64(batchMaxBytes) * 2 else {
+            throw ValidationError("--spool-max-bytes must be at least twice --batch-max-bytes (\(batchMaxBytes))")
+        }
+        if let endpoint {
+            let rest = endpoint.split(separator: "://", maxSplits: 1).dropFirst().first ?? ""
+            guard endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://"), let first = rest.first, first != "/"
+            else {
+                throw ValidationError("--endpoint must be an http:// or https:// URL, not '\(endpoint)'")
+            }
+        } else {
+            for (flag, value) in [
+                ("--endpoint-token-file", endpointTokenFile), ("--endpoint-ca", endpointCA),
+                ("--endpoint-cert", endpointCert), ("--endpoint-key", endpointKey),
+            ] where value != nil {
+                throw ValidationError("\(flag) needs --endpoint")
+            }
+        }
+        if (endpointCert == nil) != (endpointKey == nil) {
+            throw ValidationError("--endpoint-cert and --endpoint-key go together")
+        }
+        for (flag, value) in [
+            ("--endpoint-token-file", endpointTokenFile), ("--endpoint-ca", endpointCA),
+            ("--endpoint-cert", endpointCert),
+            ("--endpoint-key", endpointKey), ("--btf", btf),
+        ] {
+            if let value, !HostRoot("/").exists(value) { throw ValidationError("\(flag) '\(value)' does not exist") }
+        }
+        let indexCharacters = endpointIndex.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "." || $0 == "_" || $0 == "-"
+        }
+        guard indexCharacters, let first = endpointIndex.first, first.isLetter || first.isNumber,
+            endpointIndex.count <= 255
+        else {
+            throw ValidationError("--endpoint-index must be a lowercase index name, not '\(endpointIndex)'")
+        }
+    }
+
+    func run() async throws {
+        let level = logLevel.level
+        LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level) }
+        let logger = Logger(label: "pgnode.agent")
+        signal(SIGPIPE, SIG_IGN)
+
+        let metrics = MetricsRegistry()
+        let host = hostOptions.host
+        let node = NodeIdentity.nodeName(explicit: nodeName, environment: environmentVariables(), host: host)
+
+        let sink: any FindingSink
+        if let endpoint {
+            let url = endpointFormat.resolvedURL(endpoint)
+            let spool: Spool
+            do {
+                spool = try Spool(directory: spoolDir, maxBytes: spoolMaxBytes)
+            } catch {
+                writeStandardError("pgnode: --spool-dir '\(spoolDir)': \(error)\n")
+                throw PGNodeExit(code: 64)
+            }
+            if !spool.isEmpty {
+                logger.info(
+                    "spool holds findings from an earlier run; delivering them first",
+                    metadata: ["findings": "\(spool.findingCount)", "segments": "\(spool.segments.count)"])
+            }
+            let client = CurlHTTPClient(
+                tls: TLSOptions(caFile: endpointCA, certificateFile: endpointCert, keyFile: endpointKey),
+                connectTimeout: connectTimeout)
+            let shipper = Shipper(
+                configuration: ShipperConfiguration(
+                    url: url, format: endpointFormat, index: endpointIndex, gzip: gzip, tokenFile: endpointTokenFile,
+                    requestTimeout: requestTimeout, batchMaxFindings: batchMaxFindings, batchMaxBytes: batchMaxBytes,
+                    batchWait: batchWait),
+                transport: client, spool: spool, deadLetter: DeadLetterFile(path: "\(spoolDir)/dead-letter.ndjson"),
+                metrics: metrics, logger: Logger(label: "pgnode.shipping"))
+            shipper.start()
+            sink = shipper
+            logger.info(
+                "shipping findings",
+                metadata: [
+                    "endpoint": "\(url)", "format": "\(endpointFormat.rawValue)", "spool_dir": "\(spoolDir)",
+                    "gzip": "\(gzip)",
+                ])
+        } else {
+            sink = StdoutSink(metrics: metrics)
+        }
+
+        let loop = AgentLoop(
+            source: KernelDiagnosisSource(host: host, nodeName: node, btfOverride: btf), sink: sink, metrics: metrics,
+            logger: logger, interval: interval)
+
+        var server: StatusServer?
+        if let listen, let address = ListenAddress(listen) {
+            let status = StatusServer(
+                address: address, handler: StatusRoutes.handler(health: loop.health, metrics: metrics))
+            do {
+                let port = try status.start()
+                logger.info(
+                    "serving /healthz /readyz /metrics", metadata: ["address": "\(address.host)", "port": "\(port)"])
+            } catch {
+                writeStandardError("pgnode: --listen \(listen): \(error)\n")
+                throw PGNodeExit(code: 64)
+            }
+            server = status
+        }
+
+        let task = Task { await loop.run() }
+        let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { signal in
+            logger.info(
+                "signal received; stopping", metadata: ["signal": "\(signal == SIGTERM ? "SIGTERM" : "SIGINT")"])
+            loop.health.markStopping()
+            task.cancel()
+        }
+        await task.value
+        signals.secondSignalExits()
+
+        let grace = shutdownGrace
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            startThread(name: "pgnode-flush") {
+                sink.shutdown(grace: grace)
+                done.resume()
+            }
+        }
+        server?.stop()
+        logger.info("stopped")
+    }
+}
+
+/// Turns SIGTERM/SIGINT into a callback (the first one); after `secondSignalExits()`, another
+/// signal ends the process at once (the spool is consistent at every instant).
+final class SignalWatcher: @unchecked Sendable {
+    private let sources: [any DispatchSourceSignal]
+
+    init(signals: [Int32], handler: @escaping @Sendable (Int32) -> Void) {
+        let queue = DispatchQueue(label: "pgnode.signals")
+        let fired = SignalLatch()
+        // A parent may have started us with these signals blocked (the mask is inherited); unblock
+        // them so that they reach the dispatch sources.
+        var set = sigset_t()
+        sigemptyset(&set)
+        for number in signals { sigaddset(&set, number) }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        sources = signals.map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler {
+                if fired.fire() {
+                    handler(number)
+                } else if fired.exitOnNext {
+                    writeStandardError("pgnode: second signal; exiting now, undelivered findings stay in the spool\n")
+                    Glibc.exit(0)
+                }
+            }
+            source.resume()
+            return source
+        }
+        self.latch = fired
+    }
+
+    private let latch: SignalLatch
+
+    /// From now on a signal exits immediately.
+    func secondSignalExits() { latch.armExit() }
+}
+
+/// Whether a signal came already.
+final class SignalLatch: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var fired = false
+    private var exit = false
+
+    /// True the first time.
+    func fire() -> Bool {
+        lock.withLock {
+            defer { fired = true }
+            return !fired
+        }
+    }
+
+    func armExit() { lock.withLock { exit = true } }
+    var exitOnNext: Bool { lock.withLock { exit } }
+}
+
+extension EndpointFormat: ExpressibleByArgument {}
+
+/// `--log-level`.
+enum LogLevel: String, ExpressibleByArgument, CaseIterable {
+    case debug, info, warning, error
+
+    var level: Logger.Level {
+        switch self {
+        case .debug: .debug
+        case .info: .info
+        case .warning: .warning
+        case .error: .error
+        }
+    }
+}
