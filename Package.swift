@@ -98,8 +98,8 @@ let package = Package(
         .executableTarget(
             name: "pgnode",
             dependencies: [
-                "PGNodeModel", "HostFacts", "Resolution", "Checks", "Sinks", "Probes", "Diagnosis", "Shipping",
-                "Agent",
+                "PGNodeModel", "HostFacts", "Resolution", "Checks", "Sinks", "Probes", "ProbeObjects", "Diagnosis",
+                "Shipping", "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

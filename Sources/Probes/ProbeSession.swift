@@ -145,8 +145,21 @@ public final class ProbeSession {
         var events: [ShmResult.Event] = []
         if let task = shmEventTask { events = await task.value }
         shmEventTask = nil
+        return readMaps(shmEvents: events)
+    }
+
+    /// Detaches and reads every map at once, without waiting for ring-buffer events (the maps
+    /// hold every failure too): for callers that cannot await, such as an actor that owns the session.
+    public func finishWithoutEvents() -> ProbeResults {
+        detachAll()
+        shmEventTask?.cancel()
+        shmEventTask = nil
+        return readMaps(shmEvents: [])
+    }
+
+    private func readMaps(shmEvents: [ShmResult.Event]) -> ProbeResults {
         var results = ProbeResults()
-        if let shm = objects["shm"] { results.shm = (try? ShmDecoding.read(shm, events: events)) ?? [:] }
+        if let shm = objects["shm"] { results.shm = (try? ShmDecoding.read(shm, events: shmEvents)) ?? [:] }
         if let reclaim = objects["reclaim"] { results.reclaim = (try? ReclaimDecoding.read(reclaim)) ?? [:] }
         if let blkio = objects["blkio"] { results.blkio = (try? BlkioDecoding.read(blkio)) ?? [:] }
         return results

@@ -123,6 +123,13 @@ struct AgentCommand: AsyncParsableCommand {
     var btf: String?
 
     @Option(
+        name: .customLong("btf-archive"),
+        help: ArgumentHelp(
+            "A BTFHub-archive tree (<os id>/<version id>/<arch>/<release>.btf[.tar.xz]) for nodes without BTF.",
+            valueName: "dir"))
+    var btfArchive: String?
+
+    @Option(
         name: .customLong("node-name"),
         help: ArgumentHelp(
             "The node's name for k8s.node.name (default: $NODE_NAME, else the host name).", valueName: "name"))
@@ -229,7 +236,9 @@ struct AgentCommand: AsyncParsableCommand {
         }
 
         let loop = AgentLoop(
-            source: KernelDiagnosisSource(host: host, nodeName: node, btfOverride: btf), sink: sink, metrics: metrics,
+            source: AgentDiagnosisSource(
+                host: host, nodeName: node, btfOption: btf, btfArchive: btfArchive, metrics: metrics),
+            sink: sink, metrics: metrics,
             logger: logger, interval: interval)
 
         var server: StatusServer?

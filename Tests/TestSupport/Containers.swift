@@ -22,7 +22,7 @@ public struct PostgresContainerOptions: Sendable {
     /// The pod UID (default: a new UUID).
     public var podUID = UUID().uuidString.lowercased()
     /// The pod name.
-    public var podName = "pg-0"
+    public var podName = "pg-\(UUID().uuidString.prefix(8).lowercased())"
     /// The namespace.
     public var namespace = "pgnode-test"
     /// The container name.
