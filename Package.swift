@@ -101,7 +101,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ResolutionTests",
-            dependencies: ["Resolution", "HostFacts", "PGNodeModel", "TestSupport"],
+            dependencies: ["Resolution", "HostFacts", "PGNodeModel", "TestSupport", "Diagnosis", "Checks"],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),

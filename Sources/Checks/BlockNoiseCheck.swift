@@ -12,13 +12,22 @@ public struct BlockNoiseReport: Sendable, Equatable {
         public var scheduler: String?
         /// Number of hardware queues.
         public var hardwareQueues: Int?
+        /// The container's requests completed on this device during the window, when measured.
+        public var requests: Int64?
+        /// Other cgroups' requests that completed on it while the container's waited, when measured.
+        public var noiseRequests: Int64?
 
         /// A device.
-        public init(dev: String, name: String?, scheduler: String?, hardwareQueues: Int?) {
+        public init(
+            dev: String, name: String?, scheduler: String?, hardwareQueues: Int?, requests: Int64? = nil,
+            noiseRequests: Int64? = nil
+        ) {
             self.dev = dev
             self.name = name
             self.scheduler = scheduler
             self.hardwareQueues = hardwareQueues
+            self.requests = requests
+            self.noiseRequests = noiseRequests
         }
     }
 
@@ -45,7 +54,7 @@ public struct BlockNoiseReport: Sendable, Equatable {
         }
     }
 
-    /// Devices involved.
+    /// The devices the container's requests went to, most requests first.
     public var devices: [Device]
     /// The container's own completed requests.
     public var ownRequests: Int64
@@ -77,8 +86,8 @@ public struct BlockNoiseReport: Sendable, Equatable {
 public enum BlockNoiseCheck {
     /// The check id.
     public static let id = "blkio.noise"
-    /// Noise p50 at least this many times the own p50 (with noise outnumbering own requests
-    /// this many times) is critical.
+    /// Noise requests at least this many times the container's own requests (with the noise
+    /// p50 in the own p50's log2 bucket or above) is critical.
     public static let criticalFactor: Int64 = 4
 
     /// The median of a log2 histogram as the lower bound of the bucket holding it; nil when empty.
@@ -102,10 +111,13 @@ public enum BlockNoiseCheck {
         let evidence: JSONObject = [
             "devices": .array(
                 report.devices.map {
-                    .object([
+                    var device: JSONObject = [
                         "dev": .string($0.dev), "name": .from($0.name), "scheduler": .from($0.scheduler),
                         "hw_queues": .from($0.hardwareQueues),
-                    ])
+                    ]
+                    if let requests = $0.requests { device["requests"] = .int(requests) }
+                    if let noise = $0.noiseRequests { device["noise_requests"] = .int(noise) }
+                    return .object(device)
                 }),
             "own_requests": .int(report.ownRequests),
             "noise_requests": .int(report.noiseRequests),
@@ -126,8 +138,9 @@ public enum BlockNoiseCheck {
         let remedy =
             "Separate the database's I/O from its neighbours: give it its own disk or volume, move the noisy pod "
             + "(anti-affinity, a dedicated node pool), or limit the neighbour's I/O (blkio/io.max throttling). "
-            + "With one shared queue, a scheduler that shares fairly between cgroups (bfq with io weights, or "
-            + "kyber/mq-deadline for latency) instead of '\(schedulers.isEmpty ? "none" : schedulers)' can help."
+            + "On a shared queue the I/O scheduler (now '\(schedulers.isEmpty ? "unknown" : schedulers)') decides "
+            + "who waits: bfq shares the disk between cgroups by weight (io.bfq.weight, blkio.bfq.weight); none, "
+            + "mq-deadline and kyber order requests without regard to their cgroup."
         guard report.ownRequests > 0 else {
             return Observation(
                 check: id, severity: .ok, summary: "The container issued no block I/O during the window.",
@@ -136,10 +149,11 @@ public enum BlockNoiseCheck {
         let top = neighbours.first.map { n in
             n.podName.map { "pod \(n.namespace.map { "\($0)/" } ?? "")\($0)" } ?? n.cgroup
         }
-        if let ownP50, let noiseP50, report.noiseRequests > report.ownRequests, noiseP50 > ownP50 {
-            let critical =
-                noiseP50 >= ownP50 * UInt64(criticalFactor)
-                && report.noiseRequests >= report.ownRequests * criticalFactor
+        // Noise dominates when the neighbours' completions outnumber the container's own and are
+        // not faster than its own requests: its requests then wait out the neighbours' (its p50
+        // lands in the same log2 bucket as theirs, or lower only because of its own speed).
+        if let ownP50, let noiseP50, report.noiseRequests > report.ownRequests, noiseP50 >= ownP50 {
+            let critical = report.noiseRequests >= report.ownRequests * criticalFactor
             return Observation(
                 check: id, severity: critical ? .critical : .warning,
                 summary:

@@ -76,6 +76,7 @@ public enum MemoryLimitCheck {
             evidence["high_bytes"] = .from(stats.highBytes)
             evidence["high_events"] = .from(stats.highEvents)
             evidence["max_events"] = .from(stats.maxEvents)
+            evidence["oom_group_kills"] = .from(stats.oomGroupKills)
             evidence["pressure_some_avg10"] = stats.pressure?.some?.avg10.map { .double($0) } ?? .null
             evidence["pressure_full_avg10"] = stats.pressure?.full?.avg10.map { .double($0) } ?? .null
         }
@@ -89,17 +90,20 @@ public enum MemoryLimitCheck {
             + "Guaranteed pod, or lower shared_buffers."
 
         if let kills = stats.oomKills, kills > 0 {
+            let group =
+                (stats.oomGroupKills ?? 0) > 0
+                ? "; \(stats.oomGroupKills ?? 0) time(s) it ended the whole container at once (memory.oom.group)" : ""
             return Observation(
                 check: id, severity: .critical,
-                summary: "The OOM killer ended \(kills) process(es) in this container's memory cgroup.",
+                summary: "The OOM killer ended \(kills) process(es) in this container's memory cgroup\(group).",
                 evidence: evidence, remedy: sizingHint)
         }
         if let limit = stats.limitBytes, let sb = facts.sharedBuffersBytes, limit <= sb + floorBytes {
             return Observation(
                 check: id, severity: .critical,
                 summary:
-                    "The memory limit (\(limit >> 20) MiB) leaves less than \(floorBytes >> 20) MiB above "
-                    + "shared_buffers (\(sb >> 20) MiB), which is charged to the same cgroup.",
+                    "The memory limit (\(mib(limit)) MiB) leaves less than \(floorBytes >> 20) MiB above "
+                    + "shared_buffers (\(mib(sb)) MiB), which is charged to the same cgroup.",
                 evidence: evidence, remedy: sizingHint)
         }
         if let limit = stats.limitBytes, limit > 0, let ws = stats.workingSetBytes,
@@ -108,8 +112,8 @@ public enum MemoryLimitCheck {
             return Observation(
                 check: id, severity: .warning,
                 summary:
-                    "The working set (\(ws >> 20) MiB) is above \(Int(workingSetWarningFraction * 100)) % of the "
-                    + "memory limit (\(limit >> 20) MiB): the kernel reclaims from the database's own processes.",
+                    "The working set (\(mib(ws)) MiB) is above \(Int(workingSetWarningFraction * 100)) % of the "
+                    + "memory limit (\(mib(limit)) MiB): the kernel reclaims from the database's own processes.",
                 evidence: evidence, remedy: sizingHint)
         }
         if stats.limitBytes == nil, facts.qosClass == "besteffort" {
@@ -126,12 +130,15 @@ public enum MemoryLimitCheck {
                 summary: "Usage went over memory.high \(high) time(s): the kernel throttled and reclaimed.",
                 evidence: evidence, remedy: sizingHint)
         }
-        let limitText = stats.limitBytes.map { "\($0 >> 20) MiB" } ?? "no limit"
-        let wsText = stats.workingSetBytes.map { "\($0 >> 20) MiB" } ?? "unknown"
+        let limitText = stats.limitBytes.map { "\(mib($0)) MiB" } ?? "no limit"
+        let wsText = stats.workingSetBytes.map { "\(mib($0)) MiB" } ?? "unknown"
         return Observation(
             check: id, severity: .ok,
             summary: "Memory limit: \(limitText); working set \(wsText).", evidence: evidence)
     }
+
+    /// Bytes in whole MiB, rounded to the nearest (as the evidence's human sizes show them).
+    static func mib(_ bytes: Int64) -> Int64 { (bytes + (1 << 19)) >> 20 }
 
     static func roundUpTo256MiB(_ bytes: Int64) -> Int64 {
         let unit: Int64 = 256 << 20

@@ -71,7 +71,27 @@ public final class CgroupNames {
     ]
 
     /// A neighbour entry for the cgroup `ref`: its path, and its container and pod when it is one.
+    /// A v1 hierarchy's path is prefixed with its controller as in `/proc/<pid>/cgroup`
+    /// (`blkio:/kubepods/…`), so that the same path in two hierarchies stays two entries.
     public func neighbour(_ ref: CgroupRef, requests: Int64) -> BlockNoiseReport.Neighbour {
+        let entry = unprefixedNeighbour(ref, requests: requests)
+        guard let prefix = Self.controllerPrefix(ref.kind), let path = self.path(ref), entry.cgroup == path else {
+            return entry
+        }
+        var prefixed = entry
+        prefixed.cgroup = prefix + path
+        return prefixed
+    }
+
+    static func controllerPrefix(_ kind: CgroupRef.Kind) -> String? {
+        switch kind {
+        case .v2: nil
+        case .memoryV1: "memory:"
+        case .blkioV1: "blkio:"
+        }
+    }
+
+    private func unprefixedNeighbour(_ ref: CgroupRef, requests: Int64) -> BlockNoiseReport.Neighbour {
         guard let path = path(ref) else {
             return BlockNoiseReport.Neighbour(
                 cgroup: "cgroup id \(ref.id) (gone)", containerID: nil, podName: nil, namespace: nil, requests: requests

@@ -71,7 +71,14 @@ public enum ContainerDiagnosis {
         _ resolution: Resolution, index: Int, host: HostRoot, window: ProbeWindow, names: CgroupNames, pageSize: Int,
         clock: ProbeReports.Clock, devices: [BlockNoiseReport.Device]
     ) -> [Observation] {
-        let roles = ProbeReports.roles(resolution)
+        // Name the processes the probes saw, including those born during the window (read from
+        // /proc now, while they still run).
+        var processNames = ProcessNames(resolution)
+        let seen =
+            (window.results.reclaim[index] ?? []).map { Int32(bitPattern: $0.tgid) }
+            + (window.results.shm[index]?.failed ?? []).map { Int32(bitPattern: $0.tgid) }
+        processNames.learn(seen, host: host)
+        let roles = processNames.roles
         var observations: [Observation] = []
         for status in window.statuses {
             guard status.running else {
@@ -91,14 +98,14 @@ public enum ContainerDiagnosis {
                 observations.append(
                     ShmEnospcCheck.evaluate(
                         ProbeReports.shm(
-                            result, roles: roles, namespacePIDs: ProbeReports.namespacePIDs(resolution), clock: clock,
+                            result, roles: roles, namespacePIDs: ProbeReports.namespacePIDs(processNames), clock: clock,
                             shmUsedPeakBytes: window.shmUsedPeakBytes[index]),
                         shmSizeBytes: shmSize.map { Int64(clamping: $0.sizeBytes) }))
             case "reclaim":
                 observations.append(
                     MemoryReclaimCheck.evaluate(
                         ProbeReports.reclaim(
-                            window.results.reclaim[index] ?? [], roles: roles, pageSize: pageSize,
+                            window.results.reclaim[index] ?? [], names: processNames, pageSize: pageSize,
                             windowNanoseconds: window.nanoseconds)))
             case "blkio":
                 observations.append(

@@ -31,29 +31,18 @@ public enum ProbeReports {
     }
 
     /// PostgreSQL roles of the container's processes: host pid → role, or the command for
-    /// processes that are not PostgreSQL's.
+    /// processes that are not PostgreSQL's (as the resolution knows them; see `ProcessNames` for
+    /// processes born during the window).
     public static func roles(_ resolution: Resolution) -> [Int32: String] {
-        var roles: [Int32: String] = [:]
-        for process in resolution.processes { roles[process.pid] = process.command }
-        for server in resolution.postgres {
-            for process in server.processes {
-                if let role = process.role { roles[process.pid] = role.kind.rawValue }
-            }
-        }
-        return roles
+        ProcessNames(resolution).roles
     }
 
-    /// Host pids by their pid in the container's pid namespace, for the processes resolved
-    /// before the window (`NSpid`).
-    public static func namespacePIDs(_ resolution: Resolution) -> [Int32: Int32] {
+    /// Host pids by their pid in the container's pid namespace, for the processes `names` knows
+    /// (resolved before the window, or learned right after it).
+    public static func namespacePIDs(_ names: ProcessNames) -> [Int32: Int32] {
         var pids: [Int32: Int32] = [:]
-        for process in resolution.processes {
-            if let inner = process.namespacePID { pids[inner] = process.pid }
-        }
-        for server in resolution.postgres {
-            for process in server.processes {
-                if let inner = process.namespacePID { pids[inner] = process.pid }
-            }
+        for (pid, name) in names.byPID {
+            if let inner = name.namespacePID { pids[inner] = pid }
         }
         return pids
     }
@@ -85,18 +74,21 @@ public enum ProbeReports {
             shmUsedPeakBytes: shmUsedPeakBytes)
     }
 
-    /// The reclaim probe's per-thread entries as the `memory.reclaim` report, per process.
+    /// The reclaim probe's per-thread entries as the `memory.reclaim` report, per process, named
+    /// by `names` (falling back on the command name the probe recorded).
     public static func reclaim(
-        _ entries: [ReclaimEntry], roles: [Int32: String], pageSize: Int, windowNanoseconds: Int64
+        _ entries: [ReclaimEntry], names: ProcessNames, pageSize: Int, windowNanoseconds: Int64
     ) -> ReclaimReport {
         var byProcess: [Int32: ReclaimReport.Process] = [:]
         for entry in entries {
             let pid = Int32(bitPattern: entry.tgid)
+            let name = names.byPID[pid]
             var p =
                 byProcess[pid]
                 ?? ReclaimReport.Process(
-                    pid: pid, role: roles[pid] ?? (entry.comm.isEmpty ? nil : entry.comm), events: 0, reclaimedBytes: 0,
-                    stallNanoseconds: 0)
+                    pid: pid, role: name?.role, events: 0, reclaimedBytes: 0, stallNanoseconds: 0,
+                    command: name?.command ?? (entry.comm.isEmpty ? nil : entry.comm),
+                    namespacePID: name?.namespacePID)
             p.events += Int64(clamping: entry.memcgEvents &+ entry.directEvents)
             p.reclaimedBytes += Int64(clamping: entry.reclaimedPages) * Int64(pageSize)
             p.stallNanoseconds += Int64(clamping: entry.stallNs)
@@ -106,14 +98,30 @@ public enum ProbeReports {
     }
 
     /// The blkio probe's result as the `blkio.noise` report, naming neighbours with `names`.
+    /// `devices` are the node's disks (sysfs); the report keeps those the target's requests went
+    /// to, with their request counts (a device sysfs does not list keeps only its number).
     public static func blkio(
         _ result: BlkioResult, devices: [BlockNoiseReport.Device], names: CgroupNames
     ) -> BlockNoiseReport {
         BlockNoiseReport(
-            devices: devices, ownRequests: Int64(clamping: result.ownRequests),
+            devices: usedDevices(result.devices, known: devices), ownRequests: Int64(clamping: result.ownRequests),
             noiseRequests: Int64(clamping: result.noiseRequests),
             ownLatency: Log2Histogram(counts: result.ownLatencyUs),
             noiseLatency: Log2Histogram(counts: result.noiseLatencyUs),
             neighbours: result.neighbours.map { names.neighbour($0.cgroup, requests: Int64(clamping: $0.requests)) })
+    }
+
+    /// The devices of `used` (what the probe recorded), described by the matching `known` one.
+    public static func usedDevices(_ used: [BlkioResult.Device], known: [BlockNoiseReport.Device])
+        -> [BlockNoiseReport.Device]
+    {
+        used.map { device in
+            var described =
+                known.first { $0.dev == device.majorMinor }
+                ?? BlockNoiseReport.Device(dev: device.majorMinor, name: nil, scheduler: nil, hardwareQueues: nil)
+            described.requests = Int64(clamping: device.ownRequests)
+            described.noiseRequests = Int64(clamping: device.noiseRequests)
+            return described
+        }
     }
 }

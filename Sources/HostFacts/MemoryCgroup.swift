@@ -45,6 +45,9 @@ public struct MemoryCgroupStats: Sendable, Equatable {
     public var maxEvents: Int64?
     /// v2 `oom` events.
     public var oomEvents: Int64?
+    /// v2 `oom_group_kill` (5.17+): times the OOM killer ended the whole cgroup at once
+    /// (`memory.oom.group`, which the kubelet sets on cgroup v2 since Kubernetes 1.28).
+    public var oomGroupKills: Int64?
     /// v1 `under_oom`.
     public var underOOM: Bool?
     /// v2 `memory.pressure`.
@@ -146,6 +149,7 @@ public struct MemoryCgroupStats: Sendable, Equatable {
             stats.maxEvents = s["max"]
             stats.oomEvents = s["oom"]
             stats.oomKills = s["oom_kill"]
+            stats.oomGroupKills = s["oom_group_kill"]
         }
         if let text = read("memory.pressure") { stats.pressure = CgroupFiles.pressure(text) }
         return stats

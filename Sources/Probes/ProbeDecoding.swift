@@ -94,7 +94,16 @@ enum BlkioDecoding {
             let ref = CgroupRef(id: key.cgroup_id, kind: CgroupRef.Kind(rawValue: key.kind) ?? .v2)
             results[Int(key.target), default: BlkioResult()].neighbours.append(.init(cgroup: ref, requests: count))
         }
-        for index in results.keys { results[index]!.neighbours.sort { $0.requests > $1.requests } }
+        for (key, value) in try object.map("blk_devices").entries(pgn_blk_device_key.self, pgn_blk_device_counts.self) {
+            results[Int(key.target), default: BlkioResult()].devices.append(
+                .init(dev: key.dev, ownRequests: value.own_requests, noiseRequests: value.noise_requests))
+        }
+        let evicted = try object.map("blk_state").lookup(UInt32(1), as: UInt64.self) ?? 0
+        for index in results.keys {
+            results[index]!.neighbours.sort { $0.requests > $1.requests }
+            results[index]!.devices.sort { ($0.ownRequests, $1.dev) > ($1.ownRequests, $0.dev) }
+            results[index]!.evictedRequests = evicted
+        }
         return results
     }
 }

@@ -103,6 +103,19 @@ public struct BlkioResult: Sendable, Equatable {
         public var requests: UInt64
     }
 
+    /// A device the target's requests went to.
+    public struct Device: Sendable, Equatable {
+        /// The kernel's encoding: `major << 20 | minor` (the disk's first minor).
+        public var dev: UInt32
+        /// The target's requests completed there.
+        public var ownRequests: UInt64
+        /// Other cgroups' requests that completed there while the target waited.
+        public var noiseRequests: UInt64
+
+        /// `MAJ:MIN`.
+        public var majorMinor: String { "\(dev >> 20):\(dev & 0xF_FFFF)" }
+    }
+
     public var ownRequests: UInt64 = 0
     public var noiseRequests: UInt64 = 0
     /// log2 µs slots: slot i counts latencies in [2^i, 2^(i+1)) µs (slot 0 includes 0).
@@ -110,6 +123,12 @@ public struct BlkioResult: Sendable, Equatable {
     public var noiseLatencyUs: [UInt64] = []
     /// By requests, most first.
     public var neighbours: [Neighbour] = []
+    /// By own requests, most first.
+    public var devices: [Device] = []
+    /// Target requests (of every target) whose state the bounded per-request map evicted before
+    /// they completed; their waiting counts were given back at completion. The same in every
+    /// target's result.
+    public var evictedRequests: UInt64 = 0
 
     /// An empty result: no requests.
     public init() {}

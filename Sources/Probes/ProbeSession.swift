@@ -108,6 +108,7 @@ public final class ProbeSession {
                 try object.attach()
                 outcomes[index].programIDs = object.programIDs
                 if name == "shm" { startShmEvents(object) }
+                if name == "blkio" { Self.armBlockRequests(object) }
             } catch {
                 outcomes[index].running = false
                 outcomes[index].reason = error.description
@@ -115,6 +116,16 @@ public final class ProbeSession {
                 objects[name] = nil
             }
         }
+    }
+
+    /// Tells the blkio programs that all of them are attached: they track requests allocated from
+    /// now on (CLOCK_MONOTONIC, the clock of `bpf_ktime_get_ns()` and `rq->start_time_ns`).
+    /// Without this they start from the first completion they see.
+    static func armBlockRequests(_ object: BPFObject) {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let ns = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+        try? object.map("blk_state").update(UInt32(0), ns)
     }
 
     private func startShmEvents(_ object: BPFObject) {

@@ -66,13 +66,20 @@ public struct TextFormatter: Sendable {
             var out = indent + "\(key):\n"
             for item in items {
                 let pid = item["pid"]?.intValue.map(String.init) ?? "?"
-                let role = item["role"]?.stringValue.map { "postgres: \($0)" } ?? "(unknown)"
+                // `command: role` for the server's processes, the bare command for others; items
+                // without a command (older evidence) are PostgreSQL's when they have a role.
+                let command = item["command"]?.stringValue
+                let role = item["role"]?.stringValue
+                let name =
+                    role.map { "\(command ?? "postgres"): \($0)" } ?? command ?? "(unknown)"
+                let inContainer = item["ns_pid"]?.intValue.map { "  (pid \($0) in the container)" } ?? ""
                 let kib = (item["reclaimed_bytes"]?.intValue ?? 0) / 1024
                 let stallMs = Double(item["stall_ns"]?.intValue ?? 0) / 1e6
                 let events = item["events"]?.intValue ?? 0
                 out +=
                     indent
-                    + "  [\(pid)] \(role) \(kib)K  stalled \((stallMs * 10).rounded() / 10) ms in \(events) pass(es)\n"
+                    + "  [\(pid)] \(name) \(kib)K  stalled \((stallMs * 10).rounded() / 10) ms in \(events) pass(es)"
+                    + inContainer + "\n"
             }
             return out
         }

@@ -48,21 +48,35 @@ struct BPFCheckCommandTests {
             "root and kernel BTF")
     }
 
-    @Test("as root: bpf.support ok, every probe loads, no BPF check unavailable")
+    /// Runs `body` with one real PostgreSQL container to point `--container` at.
+    func withContainer(_ body: (PostgresContainer) throws -> Void) throws {
+        guard Containers.available() else { return }
+        try Containers.withPostgres([("bpfcli", PostgresContainerOptions())]) { try body($0[0]) }
+    }
+
+    @Test("as root: bpf.support ok, every probe loads, every BPF check of a container runs")
     func supported() throws {
         guard canRun else { return }
-        let result = try Command.pgnode(["check", "--duration", "0.5", "--format", "json"])
-        #expect(result.status == 0, "\(result.stderr)")
-        let found = try findings(result.stdout)
-        let support = try #require(found["bpf.support"])
-        #expect(support["severity"]?.stringValue == "ok", "\(result.stdout)")
-        guard case .array(let probes) = support["evidence"]?["probes"] else {
-            Issue.record("no probes in \(support)")
-            return
+        try withContainer { container in
+            let result = try Command.pgnode([
+                "check", "--container", container.id, "--duration", "0.5", "--format", "json",
+            ])
+            #expect(result.status == 0, "\(result.stderr)")
+            let found = try findings(result.stdout)
+            let support = try #require(found["bpf.support"])
+            #expect(support["severity"]?.stringValue == "ok", "\(result.stdout)")
+            guard case .array(let probes) = support["evidence"]?["probes"] else {
+                Issue.record("no probes in \(support)")
+                return
+            }
+            #expect(probes.count == 3)
+            #expect(probes.allSatisfy { $0["available"] == .bool(true) })
+            for check in bpfChecks {
+                let finding = try #require(found[check], "\(check) missing")
+                #expect(finding["severity"]?.stringValue != "unavailable", "\(finding)")
+                #expect(finding["resource"]?["container.id"]?.stringValue == container.id)
+            }
         }
-        #expect(probes.count == 3)
-        #expect(probes.allSatisfy { $0["available"] == .bool(true) })
-        for check in bpfChecks { #expect(found[check] == nil) }
     }
 
     @Test("--btf with a copy of the kernel's BTF loads everything")
@@ -85,39 +99,49 @@ struct BPFCheckCommandTests {
         let bogus = FileManager.default.temporaryDirectory.appendingPathComponent("pgnode-cli-\(UUID()).btf").path
         try Data(repeating: 0x42, count: 4096).write(to: URL(fileURLWithPath: bogus))
         defer { try? FileManager.default.removeItem(atPath: bogus) }
-        let result = try Command.pgnode(["check", "--duration", "0", "--btf", bogus, "--format", "json"])
-        #expect(result.status == 0, "\(result.stderr)")
-        let found = try findings(result.stdout)
-        #expect(found["kernel.headers"] != nil)
-        #expect(found["kernel.btf"]?["severity"]?.stringValue == "critical")
-        #expect(found["kernel.btf"]?["evidence"]?["problem"]?.stringValue?.contains("libbpf cannot parse") == true)
-        #expect(found["bpf.support"]?["severity"]?.stringValue == "warning")
-        for check in bpfChecks {
-            let finding = try #require(found[check], "\(check) missing")
-            #expect(finding["severity"]?.stringValue == "unavailable")
-            let reason = finding["evidence"]?["reason"]?.stringValue ?? ""
-            #expect(reason.contains("libbpf"), "\(reason)")
+        try withContainer { container in
+            let result = try Command.pgnode([
+                "check", "--container", container.id, "--duration", "0.2", "--btf", bogus, "--format", "json",
+            ])
+            #expect(result.status == 0, "\(result.stderr)")
+            let found = try findings(result.stdout)
+            #expect(found["kernel.headers"] != nil)
+            #expect(found["kernel.btf"]?["severity"]?.stringValue == "critical")
+            #expect(found["kernel.btf"]?["evidence"]?["problem"]?.stringValue?.contains("libbpf cannot parse") == true)
+            #expect(found["bpf.support"]?["severity"]?.stringValue == "warning")
+            for check in bpfChecks {
+                let finding = try #require(found[check], "\(check) missing")
+                #expect(finding["severity"]?.stringValue == "unavailable")
+                let reason = finding["evidence"]?["reason"]?.stringValue ?? ""
+                #expect(reason.contains("libbpf"), "\(reason)")
+                #expect(finding["resource"]?["container.id"]?.stringValue == container.id)
+            }
+            // The static container checks still ran.
+            #expect(found["shm.size"]?["severity"]?.stringValue == "warning")
         }
     }
 
     @Test("as an unprivileged user: every BPF check unavailable naming the missing capability, exit 0")
     func unprivileged() throws {
         guard canRun else { return }
-        let result = try Command.run(
-            [
-                "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
-                TestEnvironment.pgnodeBinary, "check", "--duration", "0.2", "--format", "json",
-            ])
-        #expect(result.status == 0, "\(result.stderr)")
-        let found = try findings(result.stdout)
-        #expect(found["kernel.headers"] != nil)
-        let support = try #require(found["bpf.support"])
-        #expect(support["severity"]?.stringValue == "warning")
-        #expect(support["evidence"]?["capabilities"]?["cap_bpf"] == .bool(false))
-        for check in bpfChecks {
-            let reason = found[check]?["evidence"]?["reason"]?.stringValue ?? ""
-            #expect(found[check]?["severity"]?.stringValue == "unavailable")
-            #expect(reason.contains("CAP_BPF") && reason.contains("CAP_PERFMON"), "\(reason)")
+        try withContainer { container in
+            let result = try Command.run(
+                [
+                    "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+                    TestEnvironment.pgnodeBinary, "check", "--container", container.id, "--duration", "0.2", "--format",
+                    "json",
+                ])
+            #expect(result.status == 0, "\(result.stderr)")
+            let found = try findings(result.stdout)
+            #expect(found["kernel.headers"] != nil)
+            let support = try #require(found["bpf.support"])
+            #expect(support["severity"]?.stringValue == "warning")
+            #expect(support["evidence"]?["capabilities"]?["cap_bpf"] == .bool(false))
+            for check in bpfChecks {
+                let reason = found[check]?["evidence"]?["reason"]?.stringValue ?? ""
+                #expect(found[check]?["severity"]?.stringValue == "unavailable")
+                #expect(reason.contains("CAP_BPF") && reason.contains("CAP_PERFMON"), "\(reason)")
+            }
         }
     }
 
@@ -180,7 +204,11 @@ struct BPFCheckCommandTests {
         #expect(none.status == 0)
         let withoutArchive = try findings(none.stdout)
         #expect(withoutArchive["kernel.btf"]?["severity"]?.stringValue == "critical")
-        #expect(withoutArchive["shm.enospc"]?["severity"]?.stringValue == "unavailable")
+        guard case .array(let blocked) = withoutArchive["bpf.support"]?["evidence"]?["probes"] else {
+            Issue.record("no probes in bpf.support")
+            return
+        }
+        #expect(blocked.count == 3 && blocked.allSatisfy { $0["available"] == .bool(false) })
 
         let result = try Command.pgnode([
             "check", "--host-root", host, "--btf-archive", base + "/archive", "--duration", "0", "--format", "json",

@@ -44,6 +44,34 @@ struct MemoryReclaimCheckTests {
         #expect(severity(stall: 1_000_000, bytes: 4096) == .info)
         #expect(severity(stall: 100_000_000, bytes: 4096) == .warning)
         #expect(severity(stall: 1 * second, bytes: 4096) == .critical)
+        // Volume alone: 5 MiB/s over the 10 s window is info, 12 MiB/s a warning.
+        #expect(severity(stall: 1_000_000, bytes: 50 << 20) == .info)
+        #expect(severity(stall: 1_000_000, bytes: 120 << 20) == .warning)
+    }
+
+    @Test("by_pid names each process: pid on the host and in the container, command, role")
+    func naming() throws {
+        let o = MemoryReclaimCheck.evaluate(
+            ReclaimReport(
+                processes: [
+                    .init(
+                        pid: 27627, role: "client backend", events: 322, reclaimedBytes: 663_031_808,
+                        stallNanoseconds: 495_489_992, command: "postgres", namespacePID: 15),
+                    .init(
+                        pid: 27700, role: nil, events: 1, reclaimedBytes: 8192, stallNanoseconds: 1000, command: "sh",
+                        namespacePID: nil),
+                ], windowNanoseconds: 20 * second))
+        let byPid = try #require(o.evidence["by_pid"]?.arrayValue)
+        #expect(
+            byPid.first
+                == .object([
+                    "pid": 27627, "ns_pid": 15, "command": "postgres", "role": "client backend",
+                    "reclaimed_bytes": .int(663_031_808), "stall_ns": .int(495_489_992), "events": 322,
+                ]))
+        #expect(byPid.last?["role"] == .null && byPid.last?["ns_pid"] == .null && byPid.last?["command"] == "sh")
+        // 2.4 % of the window stalled: a warning.
+        #expect(o.severity == .warning)
+        #expect(o.summary.contains("most in pid 27627 (client backend)"))
     }
 }
 
@@ -92,6 +120,17 @@ struct BlockNoiseCheckTests {
         let o = BlockNoiseCheck.evaluate(
             report(own: 10, noise: 100, ownHist: [0, 0, 0, 10], noiseHist: [0, 0, 0, 0, 0, 0, 100]))
         #expect(o.severity == .critical)
+    }
+
+    @Test("waiting out a neighbour's requests: own p50 in the noise p50's bucket; 4x the requests is critical")
+    func sameBucket() {
+        let hist: [UInt64] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10]
+        #expect(
+            BlockNoiseCheck.evaluate(report(own: 10, noise: 39, ownHist: hist, noiseHist: hist)).severity == .warning)
+        #expect(
+            BlockNoiseCheck.evaluate(report(own: 10, noise: 40, ownHist: hist, noiseHist: hist)).severity == .critical)
+        // Fewer noise requests than own ones: ok, whatever their latency.
+        #expect(BlockNoiseCheck.evaluate(report(own: 10, noise: 10, ownHist: hist, noiseHist: hist)).severity == .ok)
     }
 
     @Test("alone on the disk: ok; no I/O at all: ok")

@@ -55,7 +55,7 @@ struct MemoryCgroupTests {
         #expect(stats.maxUsageBytes == 1_073_610_752)
         #expect(stats.workingSetBytes == Int64(883_654_656))  // 1_002_438_656 − 118_784_000
         #expect(stats.shmemBytes == 553_648_128)
-        #expect(stats.oomKills == 1)
+        #expect(stats.oomKills == 1 && stats.oomGroupKills == 0)
         #expect(stats.maxEvents == 1893)
         #expect(stats.pagesScanned == 1_288_421)
         #expect(stats.workingsetRefaults == 183_457)
@@ -75,6 +75,46 @@ struct MemoryCgroupTests {
         #expect(stats.missing == ["memory.pressure"])
         #expect(stats.workingsetRefaults == 0)
         #expect(stats.oomKills == 0)
+    }
+
+    @Test("a 5.10 kernel: memory.high below memory.max with high events, pgscan/pgsteal in the old field set, PSI")
+    func kernel510() throws {
+        let path =
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod5e8d2b6a_1c3f_4a7e_9d0b_2f4e6a8c0d1e.slice/cri-containerd-b7e2d9c4a1f8063e5d2c9b7a4f1e8d3c6b9a2f5e8d1c4b7a0f3e6d9c2b5a8f1e.scope"
+        let stats = try MemoryCgroupStats.readV2(
+            host: HostRoot(Self.fixtures + "/kernel-5.10"), mountPoint: "/sys/fs/cgroup", path: path)
+        #expect(stats.limitBytes == 536_870_912)
+        #expect(stats.highBytes == 483_180_544)
+        #expect(stats.highEvents == 4821 && stats.maxEvents == 37)
+        #expect(stats.oomKills == 0 && stats.oomEvents == 0)
+        // 5.10's memory.events has no oom_group_kill (5.17), and there is no memory.peak (5.19).
+        #expect(stats.oomGroupKills == nil)
+        #expect(stats.maxUsageBytes == nil)
+        #expect(stats.pagesScanned == 640_512 && stats.pagesStolen == 598_023)
+        #expect(stats.workingsetRefaults == 96218)  // the anon/file split exists since 5.9
+        #expect(stats.shmemBytes == 142_606_336 && stats.pageCacheBytes == 441_294_848)
+        #expect(stats.workingSetBytes == Int64(509_214_720 - 241_459_200))
+        #expect(stats.pressure?.some?.avg10 == 3.21 && stats.pressure?.full?.avg10 == 2.95)
+        // memory.peak is looked for only when present: nothing is missing.
+        #expect(stats.missing.isEmpty)
+    }
+
+    @Test("a 6.8 kernel booted with psi=0: no memory.pressure; a group OOM kill; the new memory.stat fields")
+    func kernel68() throws {
+        let path =
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod7c1e3b2a_5d4f_4e8a_9b6c_1d2e3f4a5b6c.slice/cri-containerd-3f2a9c1b7d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8.scope"
+        let stats = try MemoryCgroupStats.readV2(
+            host: HostRoot(Self.fixtures + "/kernel-6.8"), mountPoint: "/sys/fs/cgroup", path: path)
+        #expect(stats.limitBytes == 805_306_368)
+        #expect(stats.highBytes == nil)  // "max"
+        #expect(stats.oomKills == 5 && stats.oomGroupKills == 1 && stats.oomEvents == 3)
+        #expect(stats.maxUsageBytes == 805_298_176)
+        #expect(stats.pressure == nil)
+        #expect(stats.missing == ["memory.pressure"])
+        // pgscan/pgsteal are the totals, not the _kswapd/_direct/_khugepaged parts beside them.
+        #expect(stats.pagesScanned == 2_954_110 && stats.pagesStolen == 2_211_934)
+        #expect(stats.shmemBytes == 570_425_344)
+        #expect(stats.workingSetBytes == Int64(791_277_568 - 28_672_000))
     }
 
     @Test("a missing cgroup directory is notFound")

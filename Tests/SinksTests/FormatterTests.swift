@@ -100,4 +100,30 @@ struct PerProcessTextTests {
         let text = TextFormatter(colour: false).format([finding])
         #expect(text.contains("[7382] postgres: checkpointer 928K  stalled 2.5 ms in 3 pass(es)"))
     }
+
+    @Test("by_pid with a command and a pid in the container; a process that is not the server's")
+    func byPidNamed() {
+        let evidence: JSONObject = [
+            "by_pid": .array([
+                .object([
+                    "pid": 27627, "ns_pid": 15, "command": "postgres", "role": "client backend",
+                    "reclaimed_bytes": .int(647_492 * 1024), "stall_ns": 495_489_992, "events": 322,
+                ]),
+                .object([
+                    "pid": 27700, "ns_pid": .null, "command": "sh", "role": .null, "reclaimed_bytes": 8192,
+                    "stall_ns": 1000, "events": 1,
+                ]),
+            ])
+        ]
+        let finding = Finding(
+            observation: Observation(check: "memory.reclaim", severity: .warning, summary: "s", evidence: evidence),
+            resource: ResourceAttributes(nodeName: "n"), windowStart: Timestamp(nanoseconds: 0),
+            time: Timestamp(nanoseconds: 0))
+        let text = TextFormatter(colour: false).format([finding])
+        #expect(
+            text.contains(
+                "[27627] postgres: client backend 647492K  stalled 495.5 ms in 322 pass(es)  (pid 15 in the container)\n"
+            ))
+        #expect(text.contains("[27700] sh 8K  stalled 0.0 ms in 1 pass(es)\n"))
+    }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-/// A PostgreSQL container started by `scripts/containers` for a test.
+/// A container started by `scripts/containers` for a test: PostgreSQL (`start`) or a command (`run`).
 public struct PostgresContainer: Sendable {
     /// The name `scripts/containers` knows it by.
     public var name: String
@@ -41,6 +41,27 @@ public struct PostgresContainerOptions: Sendable {
     public var pgdataInEnvironment = false
     /// Extra arguments for `postgres` (e.g. `["-c", "work_mem=64MB"]`).
     public var postgresArguments: [String] = []
+
+    /// Defaults.
+    public init() {}
+}
+
+/// What to start with `Containers.run`: a command (not PostgreSQL) in a pod-shaped container.
+public struct CommandContainerOptions: Sendable {
+    /// The pod UID (default: a new UUID).
+    public var podUID = UUID().uuidString.lowercased()
+    /// The pod name.
+    public var podName = "workload-0"
+    /// The namespace.
+    public var namespace = "pgnode-test"
+    /// The container name.
+    public var containerName = "workload"
+    /// `burstable`, `besteffort` or `guaranteed`.
+    public var qos = "burstable"
+    /// Extra mounts in ctr's syntax (`type=bind,src=/x,dst=/y,options=rbind:rw`).
+    public var mounts: [String] = []
+    /// Extra environment variables (`K=V`).
+    public var environment: [String] = []
 
     /// Defaults.
     public init() {}
@@ -130,6 +151,39 @@ public enum Containers {
     /// Stops and removes a container and its files; never throws.
     public static func remove(_ name: String) {
         _ = try? Command.run([script, "rm", name])
+    }
+
+    /// Starts `command` (an absolute path from the host's /usr) in a new container named `name`
+    /// (made unique) with `scripts/containers run`; the caller removes it with `remove`.
+    public static func run(
+        _ name: String, options: CommandContainerOptions = CommandContainerOptions(), command: [String]
+    )
+        throws -> PostgresContainer
+    {
+        let unique = "\(name)-\(UUID().uuidString.prefix(8).lowercased())"
+        var arguments = [
+            "run", unique, "--pod-uid", options.podUID, "--pod-name", options.podName, "--namespace", options.namespace,
+            "--container-name", options.containerName, "--qos", options.qos,
+        ]
+        for mount in options.mounts { arguments += ["--mount", mount] }
+        for variable in options.environment { arguments += ["--env", variable] }
+        do {
+            let id = try script(arguments + ["--"] + command)
+            return PostgresContainer(
+                name: unique, id: id, podUID: options.podUID, podName: options.podName, namespace: options.namespace,
+                containerName: options.containerName)
+        } catch {
+            remove(unique)
+            throw error
+        }
+    }
+
+    /// What a container started with `run` wrote on its stdout and stderr so far.
+    public static func console(_ container: PostgresContainer) -> String {
+        let path =
+            (ProcessInfo.processInfo.environment["PGNODE_CONTAINERS_DIR"] ?? "/var/tmp/pgnode-containers")
+            + "/\(container.name)/console.log"
+        return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
     }
 
     /// Starts the containers, runs `body`, and removes them whatever happens.

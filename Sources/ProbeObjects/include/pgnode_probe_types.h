@@ -143,6 +143,17 @@ struct pgn_blk_neighbour_key {
     unsigned int target;
 };
 
+/* The requests of one target on one device (HASH). */
+struct pgn_blk_device_key {
+    unsigned int dev; /* major << 20 | minor */
+    unsigned int target;
+};
+
+struct pgn_blk_device_counts {
+    unsigned long long own_requests;   /* the target's requests completed on the device */
+    unsigned long long noise_requests; /* other cgroups' completions there while the target waited */
+};
+
 /* Per-request state (LRU_HASH keyed by the request's address: bounded, stale entries evicted). */
 struct pgn_blk_request {
     unsigned long long start_ns; /* insert, or issue for requests that skip the scheduler */
