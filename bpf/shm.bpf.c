@@ -3,9 +3,17 @@
  * shm: fallocate/ftruncate on tmpfs files (POSIX shared memory, /dev/shm) by the target
  * cgroups' tasks. Counts ENOSPC failures with the size that was asked for, sends each failure
  * to user space through a ring buffer (they are rare), and follows how many bytes of tmpfs
- * segments the target holds (grown by fallocate/ftruncate, released by unlink), keeping the
- * peak. PostgreSQL's dsm_impl_posix grows a segment with ftruncate and then posix_fallocate,
- * which glibc implements with fallocate(2).
+ * segments the target holds, keeping the peak.
+ *
+ * PostgreSQL's dsm_impl_posix_resize grows a segment with ftruncate (which only sets a sparse
+ * size and succeeds even past the mount's size) and then posix_fallocate (glibc: fallocate(2)),
+ * which allocates the pages and fails with ENOSPC. So only a successful allocating fallocate
+ * adds to what is held; ftruncate only releases (when it shrinks a segment), and so does
+ * unlink. Memory a process touches through mmap of a sparse file is not seen here.
+ *
+ * At a failure the process title is read from the task's argv (PostgreSQL overwrites argv on
+ * Linux: "postgres: parallel worker for PID 123"), so that user space can name the role of a
+ * process that has exited since, together with its pid in the container's pid namespace.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -15,6 +23,9 @@
 
 #define TMPFS_MAGIC 0x01021994
 #define PGN_ENOSPC 28
+#define PGN_FALLOC_FL_PUNCH_HOLE 0x02
+#define PGN_FALLOC_FL_COLLAPSE_RANGE 0x08
+#define PGN_FALLOC_FL_INSERT_RANGE 0x20
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -24,6 +35,8 @@ struct inflight {
     __u32 target;
     __u32 dev;
     int fd;
+    __u32 allocates; /* fallocate that allocates (not punching a hole or moving ranges) */
+    __u32 pad;
     char name[PGN_FILE_NAME_LEN];
 };
 
@@ -91,12 +104,13 @@ static __always_inline bool tmpfs_file(int fd, __u32 *dev, char *name)
     return true;
 }
 
-static __always_inline void enter_grow(int fd, __u64 size, __u32 syscall)
+static __always_inline void enter_grow(int fd, __u64 size, __u32 syscall, __u32 allocates)
 {
     int target = pgn_current_target(PGN_CGROUP_V1_MEMORY);
     if (target < 0)
         return;
-    struct inflight call = {.size = size, .syscall = syscall, .target = target, .fd = fd};
+    struct inflight call = {
+        .size = size, .syscall = syscall, .target = target, .fd = fd, .allocates = allocates};
     if (!tmpfs_file(fd, &call.dev, call.name))
         return;
     __u32 tid = (__u32)bpf_get_current_pid_tgid();
@@ -115,6 +129,26 @@ static __always_inline void add_held(struct pgn_shm_stats *stats, __s64 delta)
         stats->peak_bytes = now;
 }
 
+/* The current process's id in its own (innermost) pid namespace: the container's view. */
+static __always_inline __u32 ns_tgid(struct task_struct *task)
+{
+    struct pid *pid = BPF_CORE_READ(task, group_leader, thread_pid);
+    if (!pid)
+        return 0;
+    unsigned int level = BPF_CORE_READ(pid, level);
+    struct upid upid = {};
+    bpf_core_read(&upid, sizeof(upid), &pid->numbers[level]);
+    return upid.nr;
+}
+
+/* The start of the current process's title: its argv area as the process last wrote it. */
+static __always_inline void read_title(struct task_struct *task, char *title)
+{
+    unsigned long arg_start = BPF_CORE_READ(task, mm, arg_start);
+    if (!arg_start || bpf_probe_read_user_str(title, PGN_TITLE_LEN, (const void *)arg_start) < 0)
+        title[0] = 0;
+}
+
 static __always_inline void exit_grow(struct inflight *call, long ret)
 {
     __u32 target = call->target;
@@ -131,6 +165,8 @@ static __always_inline void exit_grow(struct inflight *call, long ret)
             stats->first_fail_ns = now;
         stats->last_fail_ns = now;
 
+        struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+        __u32 nstgid = ns_tgid(task);
         struct pgn_shm_failure_key key = {.target = target, .tgid = id >> 32, .size = call->size};
         struct pgn_shm_failure_value *seen = bpf_map_lookup_elem(&shm_failures, &key);
         if (seen) {
@@ -140,8 +176,10 @@ static __always_inline void exit_grow(struct inflight *call, long ret)
             seen->pid = (__u32)id;
         } else {
             struct pgn_shm_failure_value value = {
-                .count = 1, .first_ns = now, .last_ns = now, .syscall = call->syscall, .pid = (__u32)id};
+                .count = 1, .first_ns = now, .last_ns = now, .syscall = call->syscall, .pid = (__u32)id,
+                .ns_tgid = nstgid};
             bpf_get_current_comm(value.comm, sizeof(value.comm));
+            read_title(task, value.title);
             bpf_map_update_elem(&shm_failures, &key, &value, BPF_NOEXIST);
         }
 
@@ -157,9 +195,10 @@ static __always_inline void exit_grow(struct inflight *call, long ret)
             event->fd = call->fd;
             event->ret = ret;
             event->dev = call->dev;
-            event->pad = 0;
+            event->ns_tgid = nstgid;
             bpf_get_current_comm(event->comm, sizeof(event->comm));
             __builtin_memcpy(event->file, call->name, sizeof(event->file));
+            read_title(task, event->title);
             bpf_ringbuf_submit(event, 0);
         }
         return;
@@ -167,15 +206,20 @@ static __always_inline void exit_grow(struct inflight *call, long ret)
     if (ret != 0)
         return;
 
-    /* Grown (or truncated): account for the change of this segment's size. */
+    /* Allocated (or truncated): account for the change of the bytes this segment holds. */
     struct pgn_shm_segment_key key = {.target = target};
     __builtin_memcpy(key.name, call->name, sizeof(key.name));
     __u64 *old = bpf_map_lookup_elem(&shm_segments, &key);
     __u64 before = old ? *old : 0;
-    __u64 after = call->size;
-    /* fallocate only grows; ftruncate sets the size. */
-    if (call->syscall == PGN_SHM_FALLOCATE && after < before)
-        after = before;
+    __u64 after = before;
+    if (call->syscall == PGN_SHM_FALLOCATE) {
+        /* Allocates up to offset + len (PostgreSQL allocates from offset 0). */
+        if (call->allocates && call->size > before)
+            after = call->size;
+    } else if (call->size < before) {
+        /* ftruncate releases the pages past the new size; growing only sets a sparse size. */
+        after = call->size;
+    }
     if (after == before)
         return;
     if (bpf_map_update_elem(&shm_segments, &key, &after, BPF_ANY) == 0)
@@ -249,8 +293,10 @@ int pgn_shm_fa_in(struct trace_event_raw_sys_enter *ctx)
 {
     /* fallocate(fd, mode, offset, len): the file is to be offset + len bytes long. */
     int fd = (int)ctx->args[0];
+    __u32 mode = (__u32)ctx->args[1];
     __u64 size = (__u64)ctx->args[2] + (__u64)ctx->args[3];
-    enter_grow(fd, size, PGN_SHM_FALLOCATE);
+    __u32 moving = PGN_FALLOC_FL_PUNCH_HOLE | PGN_FALLOC_FL_COLLAPSE_RANGE | PGN_FALLOC_FL_INSERT_RANGE;
+    enter_grow(fd, size, PGN_SHM_FALLOCATE, !(mode & moving));
     return 0;
 }
 
@@ -263,7 +309,7 @@ int pgn_shm_fa_out(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_ftruncate")
 int pgn_shm_ft_in(struct trace_event_raw_sys_enter *ctx)
 {
-    enter_grow((int)ctx->args[0], (__u64)ctx->args[1], PGN_SHM_FTRUNCATE);
+    enter_grow((int)ctx->args[0], (__u64)ctx->args[1], PGN_SHM_FTRUNCATE, 0);
     return 0;
 }
 

@@ -14,31 +14,54 @@ public struct ShmProbeReport: Sendable, Equatable {
         public var firstSeen: Timestamp
         /// When last.
         public var lastSeen: Timestamp
+        /// The process's id in the container's pid namespace, when known.
+        public var containerPID: Int32?
+        /// Its PostgreSQL role (`client backend`, `parallel worker`, …) from its process title at
+        /// the failure, when it had one.
+        public var role: String?
+        /// For a parallel worker: its leader, as the title names it (a pid in the container's
+        /// pid namespace) …
+        public var leaderContainerPID: Int32?
+        /// … and as the host knows it, when that could be mapped.
+        public var leaderPID: Int32?
 
         /// Failures of one process at one size.
         public init(
-            pid: Int32, requestedBytes: Int64, count: Int64 = 1, firstSeen: Timestamp, lastSeen: Timestamp? = nil
+            pid: Int32, requestedBytes: Int64, count: Int64 = 1, firstSeen: Timestamp, lastSeen: Timestamp? = nil,
+            containerPID: Int32? = nil, role: String? = nil, leaderContainerPID: Int32? = nil,
+            leaderPID: Int32? = nil
         ) {
             self.pid = pid
             self.requestedBytes = requestedBytes
             self.count = count
             self.firstSeen = firstSeen
             self.lastSeen = lastSeen ?? firstSeen
+            self.containerPID = containerPID
+            self.role = role
+            self.leaderContainerPID = leaderContainerPID
+            self.leaderPID = leaderPID
         }
     }
 
     /// Every ENOSPC seen, in order.
     public var failures: [Failure]
-    /// The most dynamic shared memory the container held in /dev/shm at once during the window.
+    /// The most dynamic shared memory the container's processes held in /dev/shm at once during
+    /// the window: bytes they allocated with fallocate (what PostgreSQL's posix_fallocate does
+    /// after ftruncate), less what they truncated or unlinked, as the probe followed it.
     public var dsmPeakBytes: Int64
-    /// PostgreSQL roles of the processes involved (pid → "client backend", "parallel worker", …).
+    /// PostgreSQL roles of the processes known before the window (pid → "client backend", …),
+    /// used when a failure carries no role of its own.
     public var roles: [Int32: String]
+    /// The highest `used` of the container's /dev/shm that statfs returned while sampling during
+    /// the window (every file there, whoever wrote it), or nil when it was not sampled.
+    public var shmUsedPeakBytes: Int64?
 
     /// A report.
-    public init(failures: [Failure], dsmPeakBytes: Int64, roles: [Int32: String]) {
+    public init(failures: [Failure], dsmPeakBytes: Int64, roles: [Int32: String], shmUsedPeakBytes: Int64? = nil) {
         self.failures = failures
         self.dsmPeakBytes = dsmPeakBytes
         self.roles = roles
+        self.shmUsedPeakBytes = shmUsedPeakBytes
     }
 }
 
@@ -56,23 +79,37 @@ public enum ShmEnospcCheck {
         for size in sizes where unique.last != size { unique.append(size) }
         evidence["failed_request_bytes"] = .array(unique.map { .int($0) })
         var seen: [Int32] = []
-        for failure in report.failures where !seen.contains(failure.pid) { seen.append(failure.pid) }
-        evidence["pids"] = .array(
-            seen.map { pid in .object(["pid": .int(Int64(pid)), "role": .from(report.roles[pid])]) })
+        var processes: [JSONValue] = []
+        for failure in report.failures where !seen.contains(failure.pid) {
+            seen.append(failure.pid)
+            var process: JSONObject = [
+                "pid": .int(Int64(failure.pid)), "role": .from(failure.role ?? report.roles[failure.pid]),
+            ]
+            if let containerPID = failure.containerPID { process["container_pid"] = .int(Int64(containerPID)) }
+            if let leader = failure.leaderContainerPID {
+                process["leader_container_pid"] = .int(Int64(leader))
+                process["leader_pid"] = .from(failure.leaderPID.map { Int64($0) })
+            }
+            processes.append(.object(process))
+        }
+        evidence["pids"] = .array(processes)
         evidence["first_seen"] = .from(report.failures.map(\.firstSeen).min()?.rfc3339)
         evidence["last_seen"] = .from(report.failures.map(\.lastSeen).max()?.rfc3339)
         evidence["dsm_peak_bytes"] = .int(report.dsmPeakBytes)
+        if let used = report.shmUsedPeakBytes { evidence["shm_used_peak_bytes"] = .int(used) }
         if let shmSizeBytes { evidence["shm_size_bytes"] = .int(shmSizeBytes) }
 
+        let sampled = report.shmUsedPeakBytes.map { "; /dev/shm was at most \($0) bytes full" } ?? ""
         guard let largest = unique.first else {
             return Observation(
                 check: id, severity: .ok,
                 summary:
-                    "No process failed to grow a shared-memory segment; peak dynamic shared memory in /dev/shm was "
-                    + "\(report.dsmPeakBytes) bytes.",
+                    "No process failed to grow a shared-memory segment; PostgreSQL held at most "
+                    + "\(report.dsmPeakBytes) bytes of dynamic shared memory in /dev/shm at once\(sampled).",
                 evidence: evidence)
         }
-        let needed = max(largest, report.dsmPeakBytes) + largest
+        let held = max(report.dsmPeakBytes, report.shmUsedPeakBytes ?? 0)
+        let needed = max(largest, held) + largest
         let size = ShmSizeCheck.roundUpToMiB(needed + needed / 4)
         return Observation(
             check: id, severity: .critical,

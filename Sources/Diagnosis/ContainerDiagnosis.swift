@@ -32,12 +32,17 @@ public struct ProbeWindow: Sendable {
     public var statuses: [ProbeStatus]
     /// How long the probes observed, in nanoseconds.
     public var nanoseconds: Int64
+    /// By target index: the highest `used` bytes of the target's /dev/shm sampled during the window.
+    public var shmUsedPeakBytes: [Int: Int64]
 
     /// A window.
-    public init(results: ProbeResults, statuses: [ProbeStatus], nanoseconds: Int64) {
+    public init(
+        results: ProbeResults, statuses: [ProbeStatus], nanoseconds: Int64, shmUsedPeakBytes: [Int: Int64] = [:]
+    ) {
         self.results = results
         self.statuses = statuses
         self.nanoseconds = nanoseconds
+        self.shmUsedPeakBytes = shmUsedPeakBytes
     }
 }
 
@@ -92,7 +97,9 @@ public enum ContainerDiagnosis {
                 let result = window.results.shm[index] ?? ShmResult()
                 observations.append(
                     ShmEnospcCheck.evaluate(
-                        ProbeReports.shm(result, roles: roles, clock: clock),
+                        ProbeReports.shm(
+                            result, roles: roles, namespacePIDs: ProbeReports.namespacePIDs(processNames), clock: clock,
+                            shmUsedPeakBytes: window.shmUsedPeakBytes[index]),
                         shmSizeBytes: shmSize.map { Int64(clamping: $0.sizeBytes) }))
             case "reclaim":
                 observations.append(

@@ -37,14 +37,41 @@ public enum ProbeReports {
         ProcessNames(resolution).roles
     }
 
-    /// The shm probe's result as the `shm.enospc` report.
-    public static func shm(_ result: ShmResult, roles: [Int32: String], clock: Clock) -> ShmProbeReport {
-        let failures = result.failed.map {
-            ShmProbeReport.Failure(
-                pid: Int32(bitPattern: $0.tgid), requestedBytes: Int64(clamping: $0.sizeBytes),
-                count: Int64(clamping: $0.count), firstSeen: clock.wall($0.firstNs), lastSeen: clock.wall($0.lastNs))
+    /// Host pids by their pid in the container's pid namespace, for the processes `names` knows
+    /// (resolved before the window, or learned right after it).
+    public static func namespacePIDs(_ names: ProcessNames) -> [Int32: Int32] {
+        var pids: [Int32: Int32] = [:]
+        for (pid, name) in names.byPID {
+            if let inner = name.namespacePID { pids[inner] = pid }
         }
-        return ShmProbeReport(failures: failures, dsmPeakBytes: max(0, result.peakBytes), roles: roles)
+        return pids
+    }
+
+    /// The shm probe's result as the `shm.enospc` report. Each failure's role comes from the
+    /// process title the probe read at the failure (parallel workers are gone by the time the
+    /// window ends); a parallel worker's leader, named by its pid in the container, is mapped to
+    /// a host pid through the other failing processes and `namespacePIDs`.
+    public static func shm(
+        _ result: ShmResult, roles: [Int32: String], namespacePIDs: [Int32: Int32] = [:], clock: Clock,
+        shmUsedPeakBytes: Int64? = nil
+    ) -> ShmProbeReport {
+        var hostPIDs = namespacePIDs
+        for failure in result.failed where failure.namespaceTGID != 0 {
+            hostPIDs[Int32(bitPattern: failure.namespaceTGID)] = Int32(bitPattern: failure.tgid)
+        }
+        let failures = result.failed.map { failed in
+            let role = ProcessTitle.parse(failed.title)
+            let leader = role?.leaderPID
+            return ShmProbeReport.Failure(
+                pid: Int32(bitPattern: failed.tgid), requestedBytes: Int64(clamping: failed.sizeBytes),
+                count: Int64(clamping: failed.count), firstSeen: clock.wall(failed.firstNs),
+                lastSeen: clock.wall(failed.lastNs),
+                containerPID: failed.namespaceTGID == 0 ? nil : Int32(bitPattern: failed.namespaceTGID),
+                role: role?.kind.rawValue, leaderContainerPID: leader, leaderPID: leader.flatMap { hostPIDs[$0] })
+        }
+        return ShmProbeReport(
+            failures: failures, dsmPeakBytes: max(0, result.peakBytes), roles: roles,
+            shmUsedPeakBytes: shmUsedPeakBytes)
     }
 
     /// The reclaim probe's per-thread entries as the `memory.reclaim` report, per process, named

@@ -20,7 +20,7 @@ enum ShmDecoding {
         return ShmResult.Event(
             timeNs: e.time_ns, sizeBytes: e.size, cgroupID: e.cgroup_id, target: Int(e.target), tgid: e.tgid,
             pid: e.pid, syscall: syscallName(e.syscall), fd: e.fd, ret: e.ret, device: e.dev, comm: cString(e.comm),
-            file: cString(e.file))
+            file: cString(e.file), namespaceTGID: e.ns_tgid, title: cString(e.title))
     }
 
     static func read(_ object: BPFObject, events: [ShmResult.Event]) throws(BPFError) -> [Int: ShmResult] {
@@ -42,7 +42,8 @@ enum ShmDecoding {
         {
             let failure = ShmResult.Failure(
                 tgid: key.tgid, pid: value.pid, comm: cString(value.comm), sizeBytes: key.size, count: value.count,
-                syscall: syscallName(value.syscall), firstNs: value.first_ns, lastNs: value.last_ns)
+                syscall: syscallName(value.syscall), firstNs: value.first_ns, lastNs: value.last_ns,
+                namespaceTGID: value.ns_tgid, title: cString(value.title))
             results[Int(key.target), default: ShmResult()].failed.append(failure)
         }
         for event in events { results[event.target, default: ShmResult()].events.append(event) }

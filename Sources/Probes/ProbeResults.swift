@@ -41,6 +41,10 @@ public struct ShmResult: Sendable, Equatable {
         public var syscall: String
         public var firstNs: UInt64
         public var lastNs: UInt64
+        /// The process id in its own (innermost) pid namespace (the container's view), 0 if unknown.
+        public var namespaceTGID: UInt32
+        /// The start of the process title (argv as the process rewrote it) at its first failure.
+        public var title: String
     }
 
     /// A failure as sent through the ring buffer.
@@ -57,13 +61,19 @@ public struct ShmResult: Sendable, Equatable {
         public var device: UInt32
         public var comm: String
         public var file: String
+        /// The process id in its own (innermost) pid namespace, 0 if unknown.
+        public var namespaceTGID: UInt32
+        /// The start of the process title at the failure.
+        public var title: String
     }
 
     public var calls: UInt64 = 0
     public var failures: UInt64 = 0
     public var firstFailureNs: UInt64?
     public var lastFailureNs: UInt64?
-    /// Bytes of tmpfs segments the target held at the end, and at most during the window.
+    /// Bytes of tmpfs segments the target held at the end, and at most during the window:
+    /// pages allocated by fallocate (not the sparse sizes ftruncate sets), less what truncation
+    /// and unlink released.
     public var heldBytes: Int64 = 0
     public var peakBytes: Int64 = 0
     /// Each failing (process, size), largest size first.

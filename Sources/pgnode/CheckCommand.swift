@@ -100,10 +100,15 @@ struct CheckCommand: AsyncParsableCommand {
         // Which containers: resolved before the window so that the probes filter on their cgroups.
         let targets = try resolveTargets(containers: containers, pods: pods, host: host, nodeName: node)
         let probeTargets = targets.map { ProbeTargets.target(for: $0.resolution, host: host) }
+        // Meanwhile, how full each target's /dev/shm gets (statfs every 100 ms, for shm.enospc).
+        let shmPIDs = targets.map { ShmUsageSampler.pid($0.resolution) }
+        let sampler = duration > 0 ? Task { await ShmUsageSampler.run(pids: shmPIDs, host: host) } : nil
         // BPF: BTF resolution, feature probing and the probes' observation window (BPFStage.swift).
         let bpf = await BPFStage.run(
             host: host, facts: facts, btfOption: btf, btfArchive: btfArchive, seconds: duration,
             targets: probeTargets)
+        sampler?.cancel()
+        let shmUsedPeaks = await sampler?.value ?? [:]
         let now = Timestamp.now()
         let clock = ProbeReports.Clock()
         let nodeObservations = [bpf.btf, KernelChecks.headers(facts)] + bpf.observations
@@ -111,7 +116,8 @@ struct CheckCommand: AsyncParsableCommand {
             Finding(observation: $0, resource: resource, windowStart: windowStart, time: now)
         }
         let window = ProbeWindow(
-            results: bpf.results, statuses: bpf.statuses, nanoseconds: now.nanoseconds - windowStart.nanoseconds)
+            results: bpf.results, statuses: bpf.statuses, nanoseconds: now.nanoseconds - windowStart.nanoseconds,
+            shmUsedPeakBytes: shmUsedPeaks)
         let names = CgroupNames(host: host, layout: facts.cgroups, known: targets.map(\.resolution))
         let devices = BlockDevices.read(host: host)
         for (index, target) in targets.enumerated() {

@@ -104,6 +104,37 @@ struct ShmEnospcCheckTests {
         #expect(!o.remedy.isEmpty)
     }
 
+    @Test("roles from the failure's own title win over those resolved before the window; leaders named both ways")
+    func rolesFromTitles() {
+        let t = Timestamp(nanoseconds: 1_000_000_000)
+        let report = ShmProbeReport(
+            failures: [
+                .init(
+                    pid: 200, requestedBytes: 16 << 20, firstSeen: t, containerPID: 27, role: "parallel worker",
+                    leaderContainerPID: 26, leaderPID: 100),
+                .init(
+                    pid: 201, requestedBytes: 16 << 20, firstSeen: t, containerPID: 28, role: "parallel worker",
+                    leaderContainerPID: 30),
+                .init(pid: 100, requestedBytes: 8 << 20, firstSeen: t, containerPID: 26, role: "client backend"),
+            ], dsmPeakBytes: 40 << 20, roles: [100: "postgres", 200: "postgres"], shmUsedPeakBytes: 64 << 20)
+        let o = ShmEnospcCheck.evaluate(report, shmSizeBytes: 64 << 20)
+        let pids = o.evidence["pids"]?.arrayValue ?? []
+        #expect(pids.count == 3)
+        #expect(
+            pids[0]
+                == .object([
+                    "pid": 200, "role": "parallel worker", "container_pid": 27, "leader_container_pid": 26,
+                    "leader_pid": 100,
+                ]))
+        #expect(pids[1]["leader_container_pid"] == 30)
+        #expect(pids[1]["leader_pid"] == .null)
+        #expect(pids[2] == .object(["pid": 100, "role": "client backend", "container_pid": 26]))
+        #expect(o.evidence["failed_request_bytes"] == .array([.int(16 << 20), .int(8 << 20)]))
+        #expect(o.evidence["shm_used_peak_bytes"] == .int(64 << 20))
+        // The remedy sizes from what was held (the sampled 64 MiB) plus the largest request: 80 MiB × 1.25.
+        #expect(o.remedy.contains("at least 100Mi"), "\(o.remedy)")
+    }
+
     @Test("no failures: ok with the peak")
     func none() {
         let o = ShmEnospcCheck.evaluate(ShmProbeReport(failures: [], dsmPeakBytes: 4096, roles: [:]), shmSizeBytes: nil)

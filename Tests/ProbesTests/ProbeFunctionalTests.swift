@@ -28,15 +28,19 @@ struct ProbeFunctionalTests {
     }
 
     /// A script that mounts a 1 MiB tmpfs at /dev/shm in a private mount namespace (as a
-    /// container runtime does), grows a segment the way PostgreSQL's dsm does (ftruncate, then
-    /// posix_fallocate), fails to grow a second one past the mount's size, and removes the first.
+    /// container runtime does), grows two segments the way PostgreSQL's dsm does (ftruncate, then
+    /// posix_fallocate), sets a sparse size on a third that is never allocated, fails to grow a
+    /// fourth past the mount's size (the ftruncate succeeds, the fallocate fails), and removes
+    /// the first and the failed one.
     static func shmScript(failSize: Int) -> String {
         """
         exec unshare -m sh -c 'mount -t tmpfs -o size=1m pgnode-test-shm /dev/shm && \
         truncate -s 262144 /dev/shm/PostgreSQL.4242 && fallocate -l 262144 /dev/shm/PostgreSQL.4242 && \
-        truncate -s 131072 /dev/shm/PostgreSQL.4343 && \
+        truncate -s 131072 /dev/shm/PostgreSQL.4343 && fallocate -l 131072 /dev/shm/PostgreSQL.4343 && \
+        truncate -s 524288 /dev/shm/PostgreSQL.5555 && \
+        truncate -s \(failSize) /dev/shm/PostgreSQL.77 && \
         { fallocate -l \(failSize) /dev/shm/PostgreSQL.77; test $? -ne 0; } && \
-        rm /dev/shm/PostgreSQL.4242'
+        rm /dev/shm/PostgreSQL.77 /dev/shm/PostgreSQL.4242'
         """
     }
 
@@ -68,6 +72,10 @@ struct ProbeFunctionalTests {
         #expect(shm.failed.map(\.sizeBytes) == [UInt64(failSize)])
         #expect(shm.failed.first?.comm == "fallocate")
         #expect(shm.failed.first?.syscall == "fallocate")
+        // The title is argv as the process left it (fallocate does not rewrite it); the test runs
+        // in the host's pid namespace, so the namespace pid is the host pid.
+        #expect(shm.failed.first?.title == "fallocate")
+        #expect(shm.failed.first?.namespaceTGID == shm.failed.first?.tgid)
         #expect(shm.events.count == 1)
         let event = try #require(shm.events.first)
         #expect(event.sizeBytes == UInt64(failSize))
@@ -75,7 +83,10 @@ struct ProbeFunctionalTests {
         #expect(event.file == "PostgreSQL.77")
         #expect(event.comm == "fallocate")
         #expect(event.tgid == shm.failed.first?.tgid)
-        // 256 KiB + 128 KiB were held at once; the first was removed, the second kept.
+        #expect(event.title == "fallocate")
+        #expect(event.namespaceTGID == event.tgid)
+        // 256 KiB + 128 KiB were allocated at once; the sparse sizes set by ftruncate (512 KiB,
+        // and the failed segment's) hold nothing. The first was removed, the second kept.
         #expect(shm.peakBytes == 262_144 + 131_072)
         #expect(shm.heldBytes == 131_072)
         #expect(shm.calls >= 4)

@@ -16,6 +16,8 @@
 #define PGN_HIST_SLOTS 32
 #define PGN_COMM_LEN 16
 #define PGN_FILE_NAME_LEN 32
+/* The start of a process title (PostgreSQL overwrites argv on Linux), read at failure time. */
+#define PGN_TITLE_LEN 96
 
 /* Which hierarchy a cgroup id belongs to: ids are unique only within one hierarchy. */
 enum pgn_cgroup_kind {
@@ -48,7 +50,9 @@ struct pgn_shm_stats {
     unsigned long long failures;      /* of which failed with ENOSPC */
     unsigned long long first_fail_ns; /* bpf_ktime_get_boot_ns() of the first failure, 0 if none */
     unsigned long long last_fail_ns;
-    long long current_bytes;          /* sum of the sizes of live tmpfs segments grown by the target */
+    /* Bytes of tmpfs segments the target allocated with fallocate (pages actually held, not the
+       sparse size ftruncate sets), less what truncation and unlink released. */
+    long long current_bytes;
     long long peak_bytes;             /* highest current_bytes seen */
 };
 
@@ -65,7 +69,10 @@ struct pgn_shm_failure_value {
     unsigned long long last_ns;
     unsigned int syscall; /* enum pgn_shm_syscall of the last failure */
     unsigned int pid;     /* the thread */
+    unsigned int ns_tgid; /* the process id in its own (innermost) pid namespace, 0 if unknown */
+    unsigned int pad;
     char comm[PGN_COMM_LEN];
+    char title[PGN_TITLE_LEN]; /* argv as the process rewrote it, at the first failure */
 };
 
 /*
@@ -90,9 +97,10 @@ struct pgn_shm_event {
     int fd;
     int ret;          /* the syscall's return value (-ENOSPC) */
     unsigned int dev; /* the tmpfs super block's device (kernel encoding: major << 20 | minor) */
-    unsigned int pad;
+    unsigned int ns_tgid; /* the process id in its own (innermost) pid namespace, 0 if unknown */
     char comm[PGN_COMM_LEN];
     char file[PGN_FILE_NAME_LEN];
+    char title[PGN_TITLE_LEN]; /* argv as the process rewrote it */
 };
 
 /* ---- reclaim: memcg and direct reclaim stalls per process ---- */
