@@ -1,5 +1,5 @@
 import CLibBPF
-import Foundation
+import Dispatch
 import HostFacts
 import Logging
 
@@ -186,7 +186,7 @@ public final class BPFObject {
         let group = DispatchGroup()
         for address in links.map({ UInt(bitPattern: Int(bitPattern: UnsafeRawPointer($0))) }) {
             group.enter()
-            Thread.detachNewThread {
+            DispatchQueue.global().async {
                 if let link = OpaquePointer(bitPattern: address) { bpf_link__destroy(link) }
                 group.leave()
             }

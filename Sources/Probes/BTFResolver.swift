@@ -1,6 +1,11 @@
 import CLibBPF
-import Foundation
 import HostFacts
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// Finds the BTF that CO-RE relocations use.
 ///
@@ -21,7 +26,7 @@ public struct BTFResolution: Sendable, Equatable {
 
     /// Removes the extracted copy, if any.
     public func cleanup() {
-        if let temporaryDirectory { try? FileManager.default.removeItem(atPath: temporaryDirectory) }
+        if let temporaryDirectory { FileTree.remove(temporaryDirectory) }
     }
 
     /// Whether libbpf is given a custom BTF path (the kernel's own BTF needs none).
@@ -51,7 +56,7 @@ public enum BTFResolver {
     /// Resolves the BTF; `option` and `archive` are paths in pgnode's own file system.
     public static func resolve(host: HostRoot, facts: KernelFacts, option: String?, archive: String?) -> BTFResolution {
         if let option {
-            if FileManager.default.isReadableFile(atPath: option) {
+            if access(option, R_OK) == 0 {
                 // Still handed to libbpf when unparsable: the probes then say what libbpf makes of it.
                 return BTFResolution(
                     location: BTFLocation(path: option, origin: .option), problem: parseProblem(option), searched: [])
@@ -72,7 +77,7 @@ public enum BTFResolver {
                     "cannot look up --btf-archive: the node's os-release ID/VERSION_ID or kernel release is unknown",
                 searched: [])
         }
-        for candidate in candidates where FileManager.default.fileExists(atPath: candidate) {
+        for candidate in candidates where access(candidate, F_OK) == 0 {
             if candidate.hasSuffix(".btf") {
                 return BTFResolution(
                     location: BTFLocation(path: candidate, origin: .archive, source: candidate),
@@ -112,35 +117,28 @@ public enum BTFResolver {
 
     /// Extracts `member` of a `.tar.xz` into a new temporary directory.
     static func extract(_ archive: String, member: String) throws -> (path: String, directory: String) {
-        let directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("pgnode-btf-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["tar", "-xJf", archive, "-C", directory]
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
+        guard let directory = FileTree.makeTemporaryDirectory(prefix: "pgnode-btf-") else {
+            throw ExtractionError(
+                description: "cannot create a temporary directory: \(String(cString: strerror(errno)))")
+        }
+        let outcome: ChildProcess.Outcome
         do {
-            try process.run()
+            outcome = try ChildProcess.run(["tar", "-xJf", archive, "-C", directory])
         } catch {
-            try? FileManager.default.removeItem(atPath: directory)
+            FileTree.remove(directory)
             throw ExtractionError(description: "cannot run tar: \(error)")
         }
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            try? FileManager.default.removeItem(atPath: directory)
+        guard outcome.status == 0 else {
+            FileTree.remove(directory)
             throw ExtractionError(
-                description: "tar -xJ failed (\(process.terminationStatus)): \(message.trimmingWhitespace())")
+                description: "tar -xJ failed (\(outcome.status)): \(outcome.standardError.trimmingWhitespace())")
         }
         // BTFHub's archives hold `<release>.btf`; accept any single .btf member otherwise.
         let direct = directory + "/" + member
-        if FileManager.default.fileExists(atPath: direct) { return (direct, directory) }
-        let found = (FileManager.default.enumerator(atPath: directory)?.allObjects as? [String] ?? [])
-            .filter { $0.hasSuffix(".btf") }
+        if access(direct, F_OK) == 0 { return (direct, directory) }
+        let found = FileTree.files(under: directory).filter { $0.hasSuffix(".btf") }
         if found.count == 1 { return (directory + "/" + found[0], directory) }
-        try? FileManager.default.removeItem(atPath: directory)
+        FileTree.remove(directory)
         throw ExtractionError(description: "the archive holds no \(member)")
     }
 }

@@ -96,7 +96,7 @@ enum LibBPFLog {
     /// The program named in a libbpf failure message ("prog 'name': …").
     static func failedProgram(_ lines: [String]) -> String? {
         for line in lines.reversed() {
-            guard let start = line.range(of: "prog '") else { continue }
+            guard let start = line.firstRange(of: "prog '") else { continue }
             let rest = line[start.upperBound...]
             if let end = rest.firstIndex(of: "'") { return String(rest[..<end]) }
         }

@@ -1,6 +1,12 @@
 import CLibBPF
-import Foundation
+import Dispatch
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// The records of a BPF ring buffer, as raw bytes, in the order the kernel committed them.
 /// Ends when its object is detached or closed.
@@ -55,7 +61,8 @@ final class RingBufferPoller: @unchecked Sendable {
     func start() {
         guard !started else { return }
         started = true
-        let thread = Thread { [self] in
+        // A thread of its own: the poll loop blocks for as long as the window lasts.
+        let thread = PollThread { [self] in
             while !stopping.load(ordering: .acquiring) {
                 let rc = ring_buffer__poll(ring, 100)
                 if rc < 0 && rc != -EINTR {
@@ -67,7 +74,6 @@ final class RingBufferPoller: @unchecked Sendable {
             _ = ring_buffer__consume(ring)
             finished.signal()
         }
-        thread.name = "pgnode-ringbuf-\(mapName)"
         thread.start()
     }
 
@@ -82,4 +88,33 @@ final class RingBufferPoller: @unchecked Sendable {
     }
 
     deinit { stop() }
+}
+
+/// A plain POSIX thread running one closure (Foundation's `Thread` would pull Foundation into
+/// the binary).
+final class PollThread: @unchecked Sendable {
+    private let body: () -> Void
+
+    init(_ body: @escaping () -> Void) {
+        self.body = body
+    }
+
+    /// Starts the thread, detached: it ends when `body` returns.
+    func start() {
+        let context = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(
+            &thread, nil,
+            { raw in
+                let me = Unmanaged<PollThread>.fromOpaque(raw!).takeRetainedValue()
+                me.body()
+                return nil
+            }, context)
+        if rc == 0 {
+            pthread_detach(thread)
+        } else {
+            Unmanaged<PollThread>.fromOpaque(context).release()
+            body()
+        }
+    }
 }
