@@ -211,28 +211,14 @@ public struct ContainerResolver: Sendable {
     /// Pids listed in `cgroup.procs` of the container's cgroup and its descendants (v2, else the
     /// v1 pids or memory hierarchy).
     func cgroupProcs(_ cgroups: Resolution.Cgroups, layout: CgroupLayout) -> [Int32] {
-        var root: String? = nil
         if let v2 = cgroups.v2, let mount = layout.v2MountPoint {
-            root = mount + v2.path
-        } else if let entry = cgroups.v1.first(where: { $0.controller == "pids" || $0.controller == "memory" }),
+            return CgroupTreeSearch.processes(host: host, mountPoint: mount, path: v2.path)
+        }
+        if let entry = cgroups.v1.first(where: { $0.controller == "pids" || $0.controller == "memory" }),
             let mount = entry.mountPoint
         {
-            root = mount + entry.path
+            return CgroupTreeSearch.processes(host: host, mountPoint: mount, path: entry.path)
         }
-        guard let root else { return [] }
-        var result: [Int32] = []
-        var pending = [(root, 0)]
-        var visited = 0
-        while let (directory, depth) = pending.popLast(), visited < 1_000 {
-            visited += 1
-            if let text = try? host.readText(directory + "/cgroup.procs", limit: 4 << 20) {
-                result.append(contentsOf: text.split(separator: "\n").compactMap { Int32($0.trimmingWhitespace()) })
-            }
-            guard depth < 8, let names = try? host.list(directory) else { continue }
-            for name in names where host.isDirectory(directory + "/" + name) {
-                pending.append((directory + "/" + name, depth + 1))
-            }
-        }
-        return result
+        return []
     }
 }

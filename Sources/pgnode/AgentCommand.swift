@@ -119,15 +119,7 @@ struct AgentCommand: AsyncParsableCommand {
 
     @OptionGroup var hostOptions: HostOptions
 
-    @Option(help: ArgumentHelp("A BTF file for this kernel, instead of /sys/kernel/btf/vmlinux.", valueName: "path"))
-    var btf: String?
-
-    @Option(
-        name: .customLong("btf-archive"),
-        help: ArgumentHelp(
-            "A BTFHub-archive tree (<os id>/<version id>/<arch>/<release>.btf[.tar.xz]) for nodes without BTF.",
-            valueName: "dir"))
-    var btfArchive: String?
+    @OptionGroup var btfOptions: BTFOptions
 
     @Option(
         name: .customLong("node-name"),
@@ -174,7 +166,7 @@ struct AgentCommand: AsyncParsableCommand {
         for (flag, value) in [
             ("--endpoint-token-file", endpointTokenFile), ("--endpoint-ca", endpointCA),
             ("--endpoint-cert", endpointCert),
-            ("--endpoint-key", endpointKey), ("--btf", btf),
+            ("--endpoint-key", endpointKey),
         ] {
             if let value, !HostRoot("/").exists(value) { throw ValidationError("\(flag) '\(value)' does not exist") }
         }
@@ -237,7 +229,8 @@ struct AgentCommand: AsyncParsableCommand {
 
         let loop = AgentLoop(
             source: AgentDiagnosisSource(
-                host: host, nodeName: node, btfOption: btf, btfArchive: btfArchive, metrics: metrics),
+                host: host, nodeName: node, btfOption: btfOptions.btf, btfArchive: btfOptions.btfArchive,
+                metrics: metrics),
             sink: sink, metrics: metrics,
             logger: logger, interval: interval)
 

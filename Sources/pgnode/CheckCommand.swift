@@ -52,15 +52,7 @@ struct CheckCommand: AsyncParsableCommand {
 
     @OptionGroup var hostOptions: HostOptions
 
-    @Option(help: ArgumentHelp("A BTF file for this kernel, instead of /sys/kernel/btf/vmlinux.", valueName: "path"))
-    var btf: String?
-
-    @Option(
-        name: .customLong("btf-archive"),
-        help: ArgumentHelp(
-            "A BTFHub-archive directory (<os id>/<version id>/<arch>/<release>.btf[.tar.xz]), used when the kernel has no BTF.",
-            valueName: "dir"))
-    var btfArchive: String?
+    @OptionGroup var btfOptions: BTFOptions
 
     @Option(
         name: .customLong("fail-on"),
@@ -83,12 +75,6 @@ struct CheckCommand: AsyncParsableCommand {
         if let failOn, failOn == .ok || failOn == .unavailable {
             throw ValidationError("--fail-on takes info, warning or critical, not '\(failOn.rawValue)'")
         }
-        if let btf, !HostRoot("/").exists(btf) {
-            throw ValidationError("--btf '\(btf)' does not exist")
-        }
-        if let btfArchive, !HostRoot("/").isDirectory(btfArchive) {
-            throw ValidationError("--btf-archive '\(btfArchive)' is not a directory")
-        }
     }
 
     func run() async throws {
@@ -105,7 +91,7 @@ struct CheckCommand: AsyncParsableCommand {
         let sampler = duration > 0 ? Task { await ShmUsageSampler.run(pids: shmPIDs, host: host) } : nil
         // BPF: BTF resolution, feature probing and the probes' observation window (BPFStage.swift).
         let bpf = await BPFStage.run(
-            host: host, facts: facts, btfOption: btf, btfArchive: btfArchive, seconds: duration,
+            host: host, facts: facts, btfOption: btfOptions.btf, btfArchive: btfOptions.btfArchive, seconds: duration,
             targets: probeTargets)
         sampler?.cancel()
         let shmUsedPeaks = await sampler?.value ?? [:]

@@ -32,3 +32,25 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 extension Severity: ExpressibleByArgument {
     public static var allValueStrings: [String] { ["info", "warning", "critical"] }
 }
+
+/// Where the BTF for CO-RE relocations comes from when the kernel has none (or to override it).
+struct BTFOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("A BTF file for this kernel, instead of /sys/kernel/btf/vmlinux.", valueName: "path"))
+    var btf: String?
+
+    @Option(
+        name: .customLong("btf-archive"),
+        help: ArgumentHelp(
+            "A BTFHub-archive directory (<os id>/<version id>/<arch>/<release>.btf[.tar.xz]), used when the kernel has no BTF.",
+            valueName: "dir"))
+    var btfArchive: String?
+
+    func validate() throws {
+        if let btf, !HostRoot("/").exists(btf) {
+            throw ValidationError("--btf '\(btf)' does not exist")
+        }
+        if let btfArchive, !HostRoot("/").isDirectory(btfArchive) {
+            throw ValidationError("--btf-archive '\(btfArchive)' is not a directory")
+        }
+    }
+}
