@@ -144,4 +144,13 @@ static __always_inline void pgn_hist_add(struct pgn_hist *hist, __u64 value)
     __sync_fetch_and_add(&hist->slots[slot], 1);
 }
 
+/* For a PERCPU map's value: a plain increment (no other CPU writes it). */
+static __always_inline void pgn_hist_add_percpu(struct pgn_hist *hist, __u64 value)
+{
+    __u32 slot = pgn_log2(value);
+    if (slot >= PGN_HIST_SLOTS)
+        slot = PGN_HIST_SLOTS - 1;
+    hist->slots[slot]++;
+}
+
 #endif

@@ -74,6 +74,13 @@ enum BlkioDecoding {
         withUnsafeBytes(of: hist.slots) { Array($0.bindMemory(to: UInt64.self)) }
     }
 
+    /// Sums a per-CPU histogram's slots over the CPUs.
+    static func slots(_ perCPU: [pgn_hist]) -> [UInt64] {
+        perCPU.map(slots).reduce(into: [UInt64]()) { sum, cpu in
+            if sum.isEmpty { sum = cpu } else { for i in sum.indices { sum[i] += cpu[i] } }
+        }
+    }
+
     static func read(_ object: BPFObject) throws(BPFError) -> [Int: BlkioResult] {
         var results: [Int: BlkioResult] = [:]
         let counts = try object.map("blk_counts")
@@ -86,17 +93,29 @@ enum BlkioDecoding {
                 result.ownRequests += c.own_requests
                 result.noiseRequests += c.noise_requests
             }
-            result.ownLatencyUs = try own.lookup(UInt32(index), as: pgn_hist.self).map(slots) ?? []
-            result.noiseLatencyUs = try noise.lookup(UInt32(index), as: pgn_hist.self).map(slots) ?? []
+            result.ownLatencyUs = slots(try own.lookupPerCPU(UInt32(index), as: pgn_hist.self) ?? [])
+            result.noiseLatencyUs = slots(try noise.lookupPerCPU(UInt32(index), as: pgn_hist.self) ?? [])
             if result.ownRequests > 0 || result.noiseRequests > 0 { results[index] = result }
         }
         for (key, count) in try object.map("blk_neighbours").entries(pgn_blk_neighbour_key.self, UInt64.self) {
             let ref = CgroupRef(id: key.cgroup_id, kind: CgroupRef.Kind(rawValue: key.kind) ?? .v2)
             results[Int(key.target), default: BlkioResult()].neighbours.append(.init(cgroup: ref, requests: count))
         }
-        for (key, value) in try object.map("blk_devices").entries(pgn_blk_device_key.self, pgn_blk_device_counts.self) {
-            results[Int(key.target), default: BlkioResult()].devices.append(
-                .init(dev: key.dev, ownRequests: value.own_requests, noiseRequests: value.noise_requests))
+        // One entry per hardware queue: a device's counts are the sum of its queues'.
+        var devices: [Int: [UInt32: (own: UInt64, noise: UInt64)]] = [:]
+        for (_, queue) in try object.map("blk_queues").entries(UInt64.self, pgn_blk_queue.self) {
+            let own = withUnsafeBytes(of: queue.own_requests) { Array($0.bindMemory(to: UInt64.self)) }
+            let noise = withUnsafeBytes(of: queue.noise_requests) { Array($0.bindMemory(to: UInt64.self)) }
+            for target in own.indices where own[target] > 0 || noise[target] > 0 {
+                devices[target, default: [:]][queue.dev, default: (0, 0)].own += own[target]
+                devices[target, default: [:]][queue.dev, default: (0, 0)].noise += noise[target]
+            }
+        }
+        for (target, byDevice) in devices {
+            for (dev, counts) in byDevice {
+                results[target, default: BlkioResult()].devices.append(
+                    .init(dev: dev, ownRequests: counts.own, noiseRequests: counts.noise))
+            }
         }
         let evicted = try object.map("blk_state").lookup(UInt32(1), as: UInt64.self) ?? 0
         for index in results.keys {

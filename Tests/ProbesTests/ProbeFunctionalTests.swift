@@ -153,6 +153,10 @@ struct ProbeFunctionalTests {
         #expect(blk.ownRequests >= 3000)
         #expect(blk.ownLatencyUs.reduce(0, +) == blk.ownRequests)
         #expect(blk.noiseLatencyUs.reduce(0, +) == blk.noiseRequests)
+        // The per-device counts (summed from the hardware queues' entries) account for every request.
+        #expect(!blk.devices.isEmpty)
+        #expect(blk.devices.reduce(0) { $0 + $1.ownRequests } == blk.ownRequests)
+        #expect(blk.devices.reduce(0) { $0 + $1.noiseRequests } == blk.noiseRequests)
         #expect(blk.noiseRequests > 0, "the neighbour's writes completed while the target waited")
         let first = try #require(blk.neighbours.first)
         #expect(blk.neighbours.reduce(0) { $0 + $1.requests } == blk.noiseRequests)

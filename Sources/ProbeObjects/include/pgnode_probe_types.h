@@ -128,12 +128,19 @@ struct pgn_blk_counts {
     unsigned long long noise_requests; /* other cgroups' completions while the target waited */
 };
 
-/* How many requests of a target wait in one hardware queue (HASH). */
-struct pgn_blk_queue_key {
-    unsigned int dev; /* major << 20 | minor */
-    unsigned int hctx;
-    unsigned int target;
-    unsigned int pad;
+/*
+ * One hardware queue (HASH keyed by the address of its struct blk_mq_hw_ctx, or of the
+ * request_queue on kernels without rq->mq_hctx): how many requests of each target wait there,
+ * and the per-target counts of the device (user space sums a device's queues).
+ */
+struct pgn_blk_queue {
+    unsigned int dev;  /* major << 20 | minor */
+    unsigned int hctx; /* hardware queue number */
+    int waiting_any;   /* requests of all targets waiting here */
+    int pad;
+    int waiting[PGN_MAX_TARGETS];
+    unsigned long long own_requests[PGN_MAX_TARGETS];   /* the target's requests completed here */
+    unsigned long long noise_requests[PGN_MAX_TARGETS]; /* others' completions here while it waited */
 };
 
 /* Completions of one neighbour cgroup that a target waited behind (HASH, value: count). */
@@ -143,25 +150,17 @@ struct pgn_blk_neighbour_key {
     unsigned int target;
 };
 
-/* The requests of one target on one device (HASH). */
-struct pgn_blk_device_key {
-    unsigned int dev; /* major << 20 | minor */
-    unsigned int target;
-};
-
-struct pgn_blk_device_counts {
-    unsigned long long own_requests;   /* the target's requests completed on the device */
-    unsigned long long noise_requests; /* other cgroups' completions there while the target waited */
-};
-
-/* Per-request state (LRU_HASH keyed by the request's address: bounded, stale entries evicted). */
+/*
+ * Per-request state (LRU_HASH keyed by the request's address: bounded, stale entries replaced):
+ * target requests, and other requests only where the kernel gives no timestamp or owner of its own.
+ */
 struct pgn_blk_request {
-    unsigned long long start_ns; /* insert, or issue for requests that skip the scheduler */
+    unsigned long long start_ns;  /* insert, or issue for requests that skip the scheduler */
+    unsigned long long alloc_ns;  /* rq->start_time_ns then (0 if none): tells a reuse of the structure */
+    unsigned long long queue;     /* key of the request's blk_queues entry */
     unsigned long long cgroup_id;
     unsigned int kind;
     int target; /* -1 when not a target */
-    unsigned int dev;
-    unsigned int hctx;
 };
 
 #endif
