@@ -86,7 +86,7 @@ struct AgentLoopTests {
         #expect(!agent.health.isReady)
         let task = Task { await agent.run() }
         // Wait for three completed windows.
-        for _ in 0..<100 where source.calls.withLock({ $0.filter { $0.kind == "containers" }.count }) < 3 {
+        for _ in 0..<600 where source.calls.withLock({ $0.filter { $0.kind == "containers" }.count }) < 3 {
             try await Task.sleep(nanoseconds: 50_000_000)
         }
         #expect(agent.health.isReady)
@@ -102,13 +102,14 @@ struct AgentLoopTests {
         // Each window diagnoses the containers discovered at its start.
         #expect(windows.prefix(3).map(\.containers) == [["a"], ["a", "b"], ["b"]])
         // Windows are contiguous and at least about one interval long (a loaded test machine may
-        // oversleep; the loop then restarts its schedule instead of running short catch-up windows).
+        // oversleep, so there is no upper bound: that would be a timing test; the loop restarts
+        // its schedule instead of running short catch-up windows).
         for (previous, next) in zip(windows, windows.dropFirst()) {
             #expect(previous.window!.end == next.window!.start)
         }
         for window in windows {
             let length = Double(window.window!.end.nanoseconds - window.window!.start.nanoseconds) / 1e9
-            #expect(length > 0.2 && length < 3, "window length \(length)")
+            #expect(length > 0.2, "window length \(length)")
         }
 
         let batches = sink.batches.withLock { $0 }
@@ -188,7 +189,7 @@ struct AgentLoopTests {
         let metrics = MetricsRegistry()
         let agent = AgentLoop(source: Failing(), sink: sink, metrics: metrics, logger: logger, interval: 0.1)
         let task = Task { await agent.run() }
-        for _ in 0..<100 where metrics.value(AgentMetric.runs) < 3 { try await Task.sleep(nanoseconds: 20_000_000) }
+        for _ in 0..<1500 where metrics.value(AgentMetric.runs) < 3 { try await Task.sleep(nanoseconds: 20_000_000) }
         task.cancel()
         await task.value
         #expect(metrics.value(AgentMetric.discoveryErrors) >= 2)

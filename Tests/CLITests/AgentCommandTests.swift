@@ -182,7 +182,7 @@ struct AgentCommandTests {
         for _ in 0..<200 where (try? spooledIDs(spool).count) ?? 0 < 6 { usleep(50_000) }
         let stopped = try #require(second.stop(SIGTERM))
         #expect(stopped.status == 0)
-        #expect(stopped.seconds < 4)
+        #expect(stopped.seconds < 8)  // gives up after the 1 s grace instead of waiting for the receiver
         #expect(second.logs.contains { $0["message"] == "shutting down with undelivered findings kept in the spool" })
         let waiting = try spooledIDs(spool)
         #expect(waiting.count == 6)
