@@ -155,7 +155,8 @@ struct ShmEndToEndTests {
             let peak = evidence["dsm_peak_bytes"]?.intValue ?? -1
             #expect(peak > 0 && peak <= 64 << 20, "dsm_peak_bytes \(peak)")
             let used = evidence["shm_used_peak_bytes"]?.intValue ?? -1
-            #expect(used >= peak && used <= 64 << 20, "shm_used_peak_bytes \(used), dsm_peak_bytes \(peak)")
+            // statfs is sampled every 100 ms, so it may miss a short peak: only its bounds are sure.
+            #expect(used > 0 && used <= 64 << 20, "shm_used_peak_bytes \(used), dsm_peak_bytes \(peak)")
 
             let size = try #require(found["shm.size"])
             #expect(size["severity"] == "critical")
