@@ -87,8 +87,16 @@ public enum BlockNoiseCheck {
     /// The check id.
     public static let id = "blkio.noise"
     /// Noise requests at least this many times the container's own requests (with the noise
-    /// p50 in the own p50's log2 bucket or above) is critical.
+    /// p50 no more than one log2 bucket below the own p50) is critical.
     public static let criticalFactor: Int64 = 4
+
+    /// Whether the noise requests are slow enough to matter: their median at most one log2
+    /// bucket below the container's own. Medians are log2 bucket bounds, so one bucket is the
+    /// resolution of the comparison; many large neighbour writes that each finish in half the
+    /// time the container's reads wait still hold those reads up.
+    public static func noiseIsSlow(noiseP50: UInt64, ownP50: UInt64) -> Bool {
+        noiseP50 >= ownP50 / 2
+    }
 
     /// The median of a log2 histogram as the lower bound of the bucket holding it; nil when empty.
     public static func median(_ histogram: Log2Histogram) -> UInt64? {
@@ -152,7 +160,9 @@ public enum BlockNoiseCheck {
         // Noise dominates when the neighbours' completions outnumber the container's own and are
         // not faster than its own requests: its requests then wait out the neighbours' (its p50
         // lands in the same log2 bucket as theirs, or lower only because of its own speed).
-        if let ownP50, let noiseP50, report.noiseRequests > report.ownRequests, noiseP50 >= ownP50 {
+        if let ownP50, let noiseP50, report.noiseRequests > report.ownRequests,
+            noiseIsSlow(noiseP50: noiseP50, ownP50: ownP50)
+        {
             let critical = report.noiseRequests >= report.ownRequests * criticalFactor
             return Observation(
                 check: id, severity: critical ? .critical : .warning,
