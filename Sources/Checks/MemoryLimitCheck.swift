@@ -4,7 +4,7 @@ import PGNodeModel
 /// What `memory.limit` looks at for one container.
 public struct MemoryLimitFacts: Sendable, Equatable {
     /// The container's memory cgroup, or why it could not be read.
-    public var cgroup: Result<MemoryCgroupStats, MemoryUnavailable>
+    public var cgroup: Result<MemoryCgroupStats, CheckUnavailable>
     /// `shared_buffers` in bytes, when the server's settings are known.
     public var sharedBuffersBytes: Int64?
     /// `max_connections`.
@@ -16,7 +16,7 @@ public struct MemoryLimitFacts: Sendable, Equatable {
 
     /// The facts for one container.
     public init(
-        cgroup: Result<MemoryCgroupStats, MemoryUnavailable>, sharedBuffersBytes: Int64?, maxConnections: Int64?,
+        cgroup: Result<MemoryCgroupStats, CheckUnavailable>, sharedBuffersBytes: Int64?, maxConnections: Int64?,
         workMemBytes: Int64?, qosClass: String?
     ) {
         self.cgroup = cgroup
@@ -25,15 +25,6 @@ public struct MemoryLimitFacts: Sendable, Equatable {
         self.workMemBytes = workMemBytes
         self.qosClass = qosClass
     }
-}
-
-/// Why a memory cgroup could not be read.
-public struct MemoryUnavailable: Error, Sendable, Equatable {
-    /// The reason, for `evidence.reason`.
-    public var reason: String
-
-    /// A reason.
-    public init(_ reason: String) { self.reason = reason }
 }
 
 /// `memory.limit`: how close is the container to its memory limit, and does the limit leave

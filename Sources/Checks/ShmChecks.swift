@@ -29,7 +29,7 @@ public struct ShmSizeFacts: Sendable, Equatable {
     }
 
     /// The mount as the server sees it, or why it could not be read.
-    public var mount: Result<ShmMount, ShmUnavailable>
+    public var mount: Result<ShmMount, CheckUnavailable>
     /// `dynamic_shared_memory_type`: `posix` (the default), `sysv`, `mmap`.
     public var dynamicSharedMemoryType: SettingValue<String>
     /// `work_mem` in bytes.
@@ -45,7 +45,7 @@ public struct ShmSizeFacts: Sendable, Equatable {
 
     /// The facts for one server.
     public init(
-        mount: Result<ShmMount, ShmUnavailable>, dynamicSharedMemoryType: SettingValue<String>,
+        mount: Result<ShmMount, CheckUnavailable>, dynamicSharedMemoryType: SettingValue<String>,
         workMem: SettingValue<Int64>, hashMemMultiplier: SettingValue<Double>,
         maxParallelWorkersPerGather: SettingValue<Int64>, maxParallelWorkers: SettingValue<Int64>,
         minDynamicSharedMemory: SettingValue<Int64>
@@ -78,15 +78,6 @@ public struct ShmMount: Sendable, Equatable {
         self.kind = kind
         self.source = source
     }
-}
-
-/// Why the shm mount could not be read.
-public struct ShmUnavailable: Error, Sendable, Equatable {
-    /// The reason, for `evidence.reason`.
-    public var reason: String
-
-    /// A reason.
-    public init(_ reason: String) { self.reason = reason }
 }
 
 /// `shm.size`: is the container's `/dev/shm` large enough for the dynamic shared memory that

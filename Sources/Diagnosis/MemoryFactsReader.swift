@@ -17,13 +17,13 @@ public enum MemoryFactsReader {
 
     /// The container's memory cgroup statistics, from v1 when the memory controller is there,
     /// else from the unified hierarchy.
-    public static func read(resolution: Resolution, host: HostRoot) -> Result<MemoryCgroupStats, MemoryUnavailable> {
+    public static func read(resolution: Resolution, host: HostRoot) -> Result<MemoryCgroupStats, CheckUnavailable> {
         if let memory = resolution.cgroup.v1.first(where: { $0.controller == "memory" }), let mount = memory.mountPoint
         {
             do {
                 return .success(try MemoryCgroupStats.readV1(host: host, mountPoint: mount, path: memory.path))
             } catch {
-                return .failure(MemoryUnavailable("cannot read the v1 memory cgroup: \(error)"))
+                return .failure(CheckUnavailable("cannot read the v1 memory cgroup: \(error)"))
             }
         }
         if let v2 = resolution.cgroup.v2, let mount = resolution.cgroup.v2MountPoint,
@@ -32,9 +32,9 @@ public enum MemoryFactsReader {
             do {
                 return .success(try MemoryCgroupStats.readV2(host: host, mountPoint: mount, path: v2.path))
             } catch {
-                return .failure(MemoryUnavailable("cannot read the memory cgroup: \(error)"))
+                return .failure(CheckUnavailable("cannot read the memory cgroup: \(error)"))
             }
         }
-        return .failure(MemoryUnavailable("the container has no memory cgroup that pgnode can read"))
+        return .failure(CheckUnavailable("the container has no memory cgroup that pgnode can read"))
     }
 }

@@ -44,13 +44,13 @@ public enum ShmFactsReader {
 
     /// `/dev/shm` of process `pid`: size and use by statfs through its root, and what provides it
     /// from its mount table.
-    public static func readMount(pid: Int32, host: HostRoot) -> Result<ShmMount, ShmUnavailable> {
+    public static func readMount(pid: Int32, host: HostRoot) -> Result<ShmMount, CheckUnavailable> {
         let root = ContainerRoot(host: host, pid: pid)
         let usage: FileSystemUsage
         do {
             usage = try root.fileSystem("/dev/shm")
         } catch {
-            return .failure(ShmUnavailable("cannot statfs /dev/shm of process \(pid): \(error)"))
+            return .failure(CheckUnavailable("cannot statfs /dev/shm of process \(pid): \(error)"))
         }
         let mounts = (try? host.readText("proc/\(pid)/mountinfo")).map { MountInfo.parse($0).entries } ?? []
         let shm = mounts.last(where: { $0.mountPoint == "/dev/shm" })

@@ -72,7 +72,7 @@ struct MemoryLimitCheckTests {
     func unavailable() {
         let o = MemoryLimitCheck.evaluate(
             MemoryLimitFacts(
-                cgroup: .failure(MemoryUnavailable("cgroup gone")), sharedBuffersBytes: nil, maxConnections: nil,
+                cgroup: .failure(CheckUnavailable("cgroup gone")), sharedBuffersBytes: nil, maxConnections: nil,
                 workMemBytes: nil, qosClass: nil))
         #expect(o.severity == .unavailable)
         #expect(o.evidence["reason"] == "cgroup gone")

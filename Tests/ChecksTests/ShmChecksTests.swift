@@ -67,7 +67,7 @@ struct ShmSizeCheckTests {
     @Test("an unreadable mount is unavailable with the reason")
     func unavailable() {
         var f = facts()
-        f.mount = .failure(ShmUnavailable("process 42 exited"))
+        f.mount = .failure(CheckUnavailable("process 42 exited"))
         let o = ShmSizeCheck.evaluate(f)
         #expect(o.severity == .unavailable)
         #expect(o.evidence["reason"] == "process 42 exited")
