@@ -106,7 +106,7 @@ let package = Package(
             swiftSettings: strict
         ),
         // Helpers shared by the test targets: CI-aware requirements, running commands.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["CShims"], path: "Tests/TestSupport"),
         .testTarget(
             name: "PGNodeModelTests",
             dependencies: ["PGNodeModel"],

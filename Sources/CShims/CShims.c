@@ -2,6 +2,8 @@
 #include "CShims.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -55,4 +57,14 @@ int pgnode_fstatfs_size(int fd, int64_t *fs_type, uint64_t *block_size, uint64_t
     *blocks = (uint64_t)st.f_blocks;
     *blocks_free = (uint64_t)st.f_bfree;
     return 0;
+}
+
+int pgnode_pipe_cloexec(int fds[2])
+{
+    return pipe2(fds, O_CLOEXEC);
+}
+
+int pgnode_spawn_closefrom(posix_spawn_file_actions_t *actions, int lowfd)
+{
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowfd);
 }

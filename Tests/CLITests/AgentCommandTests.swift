@@ -5,19 +5,16 @@ import Testing
 
 /// `pgnode agent` run as a process, its stdout and stderr in files.
 final class AgentProcess {
-    let process = Process()
+    let process: Subprocess
     let directory: String
 
     init(_ arguments: [String], directory: String) throws {
         self.directory = directory
         _ = FileManager.default.createFile(atPath: "\(directory)/stdout", contents: nil)
         _ = FileManager.default.createFile(atPath: "\(directory)/stderr", contents: nil)
-        process.executableURL = URL(fileURLWithPath: TestEnvironment.pgnodeBinary)
-        process.arguments = ["agent"] + arguments
-        process.standardOutput = FileHandle(forWritingAtPath: "\(directory)/stdout")
-        process.standardError = FileHandle(forWritingAtPath: "\(directory)/stderr")
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        process = try Subprocess(
+            [TestEnvironment.pgnodeBinary, "agent"] + arguments, stdout: .file("\(directory)/stdout"),
+            stderr: .file("\(directory)/stderr"))
     }
 
     var stdout: String { (try? String(contentsOfFile: "\(directory)/stdout", encoding: .utf8)) ?? "" }
@@ -42,24 +39,13 @@ final class AgentProcess {
     /// Sends `signal` and waits for the exit status (nil if it did not exit within `timeout`).
     func stop(_ signal: Int32 = SIGTERM, timeout: Double = 20) -> (status: Int32, seconds: Double)? {
         let started = Date()
-        kill(process.processIdentifier, signal)
-        while process.isRunning && Date().timeIntervalSince(started) < timeout { usleep(20_000) }
-        guard !process.isRunning else {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            return nil
-        }
-        process.waitUntilExit()
-        let status =
-            process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
-        return (status, Date().timeIntervalSince(started))
+        process.signal(signal)
+        let (status, timedOut) = process.wait(timeout: timeout)
+        return timedOut ? nil : (status, Date().timeIntervalSince(started))
     }
 
     deinit {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        process.stop()
     }
 }
 

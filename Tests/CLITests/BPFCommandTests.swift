@@ -148,29 +148,24 @@ struct BPFCheckCommandTests {
     @Test("SIGTERM during the window: findings still printed, exit 143, nothing left loaded")
     func sigterm() throws {
         guard canRun else { return }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: TestEnvironment.pgnodeBinary)
-        process.arguments = ["check", "--duration", "60", "--format", "json"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try Subprocess(
+            [TestEnvironment.pgnodeBinary, "check", "--duration", "60", "--format", "json"], stderr: .discard)
+        defer { process.stop() }
         var held: Set<Int64> = []
         let deadline = Date().addingTimeInterval(20)
         // Wait until all probes are attached: the process holds 15 program fds.
         while Date() < deadline {
-            held = programIDs(ofProcess: process.processIdentifier)
+            held = programIDs(ofProcess: process.pid)
             if held.count >= 15 { break }
             usleep(100_000)
         }
         #expect(held.count >= 15, "pgnode never loaded its programs: \(held)")
         #expect(loadedProgramIDs().map { held.isSubset(of: $0) } ?? false)
         usleep(300_000)
-        kill(process.processIdentifier, SIGTERM)
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 143)
-        let found = try findings(String(decoding: output, as: UTF8.self))
+        process.signal(SIGTERM)
+        let (status, _) = process.wait(timeout: 120)
+        #expect(status == 143)
+        let found = try findings(process.standardOutput)
         #expect(found["bpf.support"] != nil && found["kernel.btf"] != nil)
         var remaining = held
         for _ in 0..<50 {

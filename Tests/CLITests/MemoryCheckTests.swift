@@ -43,57 +43,39 @@ struct MemoryCheckEndToEndTests {
             let size = try sql(a, "SELECT pg_relation_size('big')")
             #expect((Int64(size) ?? 0) > 2 * Self.limit, "table size \(size)")
 
-            let pgnode = Process()
-            pgnode.executableURL = URL(fileURLWithPath: TestEnvironment.pgnodeBinary)
-            pgnode.arguments = [
-                "check", "--container", a.id, "--container", b.id, "--duration", String(Self.window), "--format",
-                "json",
-            ]
-            let out = Pipe()
-            let err = Pipe()
-            pgnode.standardOutput = out
-            pgnode.standardError = err
-            try pgnode.run()
-            defer {
-                if pgnode.isRunning { kill(pgnode.processIdentifier, SIGKILL) }
-            }
-            let stderrData = DrainedPipe(err)
+            let pgnode = try Subprocess([
+                TestEnvironment.pgnodeBinary, "check", "--container", a.id, "--container", b.id, "--duration",
+                String(Self.window), "--format", "json",
+            ])
+            defer { pgnode.stop() }
             try #require(
-                waitForPrograms(["pgn_rcl_mcg_in", "pgn_rcl_mcg_out"], heldBy: pgnode.processIdentifier, seconds: 30),
+                waitForPrograms(["pgn_rcl_mcg_in", "pgn_rcl_mcg_out"], heldBy: pgnode.pid, seconds: 30),
                 "pgnode did not attach the reclaim probe")
 
             // A client backend that connects *after* pgnode resolved the containers, records its
             // pid, scans the table sequentially (no parallel workers, so this backend reads every
             // page) and then stays connected until pgnode has named it.
-            let workload = Process()
-            workload.executableURL = URL(fileURLWithPath: Containers.script)
-            workload.arguments = [
-                "psql", a.name, "-At", "-c", "INSERT INTO workload VALUES (pg_backend_pid())", "-c",
-                "SET max_parallel_workers_per_gather = 0", "-c", "SELECT count(*) FROM big", "-c",
-                "SELECT pg_sleep(600)",
-            ]
-            let workloadOut = Pipe()
-            workload.standardOutput = workloadOut
-            workload.standardError = FileHandle.nullDevice
-            try workload.run()
-            let workloadData = DrainedPipe(workloadOut)
-            defer {
-                if workload.isRunning { kill(workload.processIdentifier, SIGKILL) }
-            }
+            let workload = try Subprocess(
+                [
+                    Containers.script, "psql", a.name, "-At", "-c", "INSERT INTO workload VALUES (pg_backend_pid())",
+                    "-c", "SET max_parallel_workers_per_gather = 0", "-c", "SELECT count(*) FROM big", "-c",
+                    "SELECT pg_sleep(600)",
+                ], stderr: .discard)
+            defer { workload.stop() }
 
-            let output = out.fileHandleForReading.readDataToEndOfFile()
-            pgnode.waitUntilExit()
-            #expect(pgnode.terminationStatus == 0, "\(stderrData.text())")
+            let (pgnodeStatus, _) = pgnode.wait(timeout: Double(Self.window) + 120)
+            #expect(pgnodeStatus == 0, "\(pgnode.standardError)")
 
             // The backend, while it still runs: its pid in the container and on the host.
             let namespacePID = try #require(Int32(try sql(a, "SELECT pid FROM workload")))
             let backendPID = hostPID(ofNamespacePID: namespacePID, inContainer: a.id)
             let hostPID = try #require(backendPID, "no host pid for \(namespacePID)")
             _ = try sql(a, "SELECT pg_cancel_backend(pid) FROM workload")
-            workload.waitUntilExit()
-            #expect(workloadData.text().contains("1200000"), "the scan did not complete: \(workloadData.text())")
+            workload.wait(timeout: 120)
+            #expect(
+                workload.standardOutput.contains("1200000"), "the scan did not complete: \(workload.standardOutput)")
 
-            let found = try findingsByContainer(String(decoding: output, as: UTF8.self))
+            let found = try findingsByContainer(pgnode.standardOutput)
             let reclaimA = try #require(found[a.id]?["memory.reclaim"], "\(found.keys)")
             let reclaimB = try #require(found[b.id]?["memory.reclaim"], "\(found.keys)")
             let limitA = try #require(found[a.id]?["memory.limit"])
@@ -202,27 +184,4 @@ private func waitForPrograms(_ names: Set<String>, heldBy pid: Int32, seconds: D
         usleep(100_000)
     }
     return false
-}
-
-/// Reads a pipe to its end on a background thread, so that the writer never blocks on it.
-private final class DrainedPipe: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data = Data()
-    private let group = DispatchGroup()
-
-    init(_ pipe: Pipe) {
-        group.enter()
-        let handle = pipe.fileHandleForReading
-        DispatchQueue.global().async {
-            let all = handle.readDataToEndOfFile()
-            self.lock.withLock { self.data = all }
-            self.group.leave()
-        }
-    }
-
-    /// Everything, once the writer closed the pipe.
-    func text() -> String {
-        group.wait()
-        return lock.withLock { String(decoding: data, as: UTF8.self) }
-    }
 }

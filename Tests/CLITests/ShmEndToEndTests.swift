@@ -57,35 +57,24 @@ struct ShmEndToEndTests {
     ) throws -> ([String: JSONValue], T) {
         let directory = try Fixtures.temporaryDirectory("pgnode-shm-e2e")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        _ = FileManager.default.createFile(atPath: directory + "/out", contents: nil)
-        _ = FileManager.default.createFile(atPath: directory + "/err", contents: nil)
-        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/out"))
-        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/err"))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: TestEnvironment.pgnodeBinary)
-        process.arguments = [
-            "check", "--container", container.id, "--duration", String(seconds), "--format", "json",
-        ]
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        defer { if process.isRunning { process.terminate() } }
+        let process = try Subprocess(
+            [
+                TestEnvironment.pgnodeBinary, "check", "--container", container.id, "--duration", String(seconds),
+                "--format", "json",
+            ])
+        defer { process.stop() }
         // The shm probe's 8 programs attach first; wait for them, and a little for the others.
         let deadline = Date().addingTimeInterval(Double(seconds) / 2)
-        while links(ofProcess: process.processIdentifier) < 8 && Date() < deadline && process.isRunning {
+        while links(ofProcess: process.pid) < 8 && Date() < deadline && process.isRunning {
             usleep(50_000)
         }
         try #require(
-            links(ofProcess: process.processIdentifier) >= 8, "pgnode did not attach its shm probe in time")
+            links(ofProcess: process.pid) >= 8, "pgnode did not attach its shm probe in time")
         usleep(200_000)
         let result = try workload()
-        process.waitUntilExit()
-        try out.close()
-        try err.close()
-        let stdout = try String(contentsOfFile: directory + "/out", encoding: .utf8)
-        let stderr = try String(contentsOfFile: directory + "/err", encoding: .utf8)
-        #expect(process.terminationStatus == 0, "pgnode: \(stderr)")
-        return (try findings(stdout), result)
+        let (status, _) = process.wait(timeout: Double(seconds) + 120)
+        #expect(status == 0, "pgnode: \(process.standardError)")
+        return (try findings(process.standardOutput), result)
     }
 
     /// Runs the join through psql: (the backend's pid in the container, psql's result).

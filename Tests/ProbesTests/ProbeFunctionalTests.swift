@@ -137,15 +137,14 @@ struct ProbeFunctionalTests {
             "blkio", targets: [ProbeTarget(blkioV1: try cgroup.id("blkio"))], preferRawTracepoints: rawTracepoints
         ) {
             // The neighbour (this test's own cgroup) writes large direct blocks meanwhile.
-            let neighbour = Process()
-            neighbour.executableURL = URL(fileURLWithPath: "/usr/bin/dd")
-            neighbour.arguments = [
-                "if=/dev/zero", "of=\(scratch)/neighbour", "bs=1M", "count=400", "oflag=direct", "status=none",
-            ]
-            try neighbour.run()
+            let neighbour = try Subprocess([
+                "/usr/bin/dd", "if=/dev/zero", "of=\(scratch)/neighbour", "bs=1M", "count=400", "oflag=direct",
+                "status=none",
+            ])
+            defer { neighbour.stop() }
             reads = try cgroup.run(
                 "dd if=\(scratch)/target of=/dev/null bs=4k count=3000 iflag=direct status=none")
-            neighbour.waitUntilExit()
+            neighbour.wait(timeout: 300)
         }
         #expect(outcomes.first?.programs.first?.hasSuffix(rawTracepoints ? "_raw" : "_btf") == true)
         #expect(reads?.status == 0, "\(reads?.stderr ?? "")")

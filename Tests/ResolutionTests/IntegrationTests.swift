@@ -22,11 +22,10 @@ struct IntegrationTests {
         try Containers.withPostgres([("resolve", options)]) { containers in
             let container = containers[0]
             // A client backend that stays connected while pgnode looks.
-            let client = Process()
-            client.executableURL = URL(fileURLWithPath: Containers.script)
-            client.arguments = ["psql", container.name, "-c", "select pg_sleep(20)"]
-            try client.run()
-            defer { client.terminate() }
+            let client = try Subprocess(
+                [Containers.script, "psql", container.name, "-c", "select pg_sleep(20)"], stdout: .discard,
+                stderr: .discard)
+            defer { client.stop() }
             var json = JSONValue.null
             for _ in 0..<50 {
                 json = try resolve([container.id])

@@ -25,7 +25,7 @@ public final class Receiver: @unchecked Sendable {
     public let port: Int
     /// Its directory (request log, port file).
     public let directory: String
-    private let process: Process
+    private let process: Subprocess
 
     /// Starts a receiver; `options` are extra arguments (`--fail-first 3`, …). `port` 0 picks one.
     public init(mode: String, port: Int = 0, options: [String] = [], directory: String? = nil) throws {
@@ -33,20 +33,16 @@ public final class Receiver: @unchecked Sendable {
         self.directory = dir
         let portFile = "\(dir)/port"
         try? FileManager.default.removeItem(atPath: portFile)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments =
+        let process = try Subprocess(
             [
                 "python3", TestEnvironment.packageRoot.appendingPathComponent("Tests/Receivers/receiver.py").path,
                 "--mode", mode, "--port", String(port), "--port-file", portFile, "--log", "\(dir)/requests.jsonl",
-            ] + options
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+            ] + options, stdout: .discard, stderr: .file("\(dir)/receiver.log"))
         self.process = process
         let deadline = Date().addingTimeInterval(10)
         while !FileManager.default.fileExists(atPath: portFile) {
             guard Date() < deadline, process.isRunning else {
-                process.terminate()
+                process.stop()
                 throw ReceiverError.didNotStart
             }
             usleep(20_000)
@@ -89,10 +85,7 @@ public final class Receiver: @unchecked Sendable {
 
     /// Stops it (the port is then free).
     public func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        process.stop()
     }
 
     deinit { stop() }

@@ -71,42 +71,18 @@ public struct CommandResult: Sendable {
 
 /// Runs commands for tests.
 public enum Command {
-    /// Runs `arguments` (the first is an absolute path or a name looked up in PATH) and waits.
+    /// Runs `arguments` (the first is an absolute path or a name looked up in PATH) and waits,
+    /// at most `timeout` seconds: past that its process group is killed, and the result has
+    /// status 137 and says so on stderr (a hung child fails its test instead of hanging CI).
     @discardableResult
     public static func run(
-        _ arguments: [String], environment: [String: String]? = nil, stdin: String? = nil
+        _ arguments: [String], environment: [String: String]? = nil, stdin: String? = nil, timeout: Double = 600
     ) throws -> CommandResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        if let environment {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        let input = Pipe()
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try? input.fileHandleForWriting.close()
-        // Drain both pipes concurrently so that a chatty child never blocks on a full pipe.
-        nonisolated(unsafe) var errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async {
-            errData = err.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        process.waitUntilExit()
-        let status =
-            process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
-        return CommandResult(
-            status: status, stdout: String(decoding: outData, as: UTF8.self),
-            stderr: String(decoding: errData, as: UTF8.self))
+        let child = try Subprocess(arguments, environment: environment, stdin: stdin ?? "")
+        let (status, timedOut) = child.wait(timeout: timeout)
+        var stderr = child.standardError
+        if timedOut { stderr += "\n[test support] \(arguments.joined(separator: " ")) killed after \(timeout) s" }
+        return CommandResult(status: status, stdout: child.standardOutput, stderr: stderr)
     }
 
     /// Runs the `pgnode` binary under test with `arguments`.

@@ -4,6 +4,7 @@
 #define PGNODE_CSHIMS_H
 
 #include <stdint.h>
+#include <spawn.h>
 #include <sys/types.h>
 
 /// RESOLVE_* flags of openat2(2), repeated here so that Swift sees them on older headers.
@@ -35,4 +36,11 @@ int pgnode_fstatfs_size(int fd, int64_t *fs_type, uint64_t *block_size, uint64_t
 /// The CLONE_NEWCGROUP flag for setns.
 int pgnode_clone_newcgroup(void);
 
+/* A pipe whose both ends are close-on-exec (pipe2 with O_CLOEXEC). Returns 0 or -1 (errno). */
+int pgnode_pipe_cloexec(int fds[2]);
+
+/* Adds "close every descriptor from `lowfd` up" to a posix_spawn file-actions object (glibc 2.34+). */
+int pgnode_spawn_closefrom(posix_spawn_file_actions_t *actions, int lowfd);
+
 #endif
+

@@ -1,0 +1,226 @@
+import CShims
+import Foundation
+
+/// A child process for tests, on `posix_spawn` and `waitpid(pid)`, with a deadline.
+///
+/// Not Foundation's `Process`: on Linux it learns that a child ended from SIGCHLD, and in a
+/// test process with many threads that signal can be lost (a child whose spawning thread has
+/// exited is re-parented to the main thread, which does not block SIGCHLD, and the kernel
+/// discards a SIGCHLD nobody catches). `waitUntilExit` then never returns — CI hung that way.
+/// `waitpid` on the child's own pid does not depend on the signal.
+///
+/// Each child gets its own process group (a deadline kills the whole group), a clean signal
+/// mask and default dispositions (test threads block signals; children must not inherit that),
+/// and no file descriptors of the test process beyond 0–2 (a leaked pipe end in a long-lived
+/// grandchild would keep another reader from ever seeing end-of-file).
+public final class Subprocess: @unchecked Sendable {
+    /// Where a standard stream goes.
+    public enum Stream: Sendable {
+        /// Into a pipe this object reads (`standardOutput`, `standardError`).
+        case capture
+        /// `/dev/null`.
+        case discard
+        /// Appended to a file.
+        case file(String)
+    }
+
+    /// A child that could not be started.
+    public struct SpawnError: Error, CustomStringConvertible {
+        public var program: String
+        public var code: Int32
+        public var description: String { "cannot run \(program): \(String(cString: strerror(code)))" }
+    }
+
+    /// The child's pid (also its process group id).
+    public let pid: pid_t
+    /// The arguments it was started with.
+    public let arguments: [String]
+    private let lock = NSLock()
+    private var exitStatus: Int32?
+    private var out = Data()
+    private var err = Data()
+    private let readers = DispatchGroup()
+
+    /// Starts `arguments` (the first looked up in PATH) with `environment` added to this
+    /// process's, `stdin` written to its standard input (then closed; /dev/null when nil).
+    public init(
+        _ arguments: [String], environment: [String: String]? = nil, stdin: String? = nil,
+        stdout: Stream = .capture, stderr: Stream = .capture
+    ) throws {
+        precondition(!arguments.isEmpty)
+        self.arguments = arguments
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        var parentEnds: [Int32] = []
+        var childEnds: [Int32] = []
+        defer { for fd in childEnds { close(fd) } }
+
+        func pipePair() throws -> (read: Int32, write: Int32) {
+            var fds: [Int32] = [0, 0]
+            guard pgnode_pipe_cloexec(&fds) == 0 else { throw SpawnError(program: arguments[0], code: errno) }
+            return (fds[0], fds[1])
+        }
+        var stdinWriter: Int32 = -1
+        if stdin != nil {
+            let p = try pipePair()
+            posix_spawn_file_actions_adddup2(&actions, p.read, 0)
+            childEnds.append(p.read)
+            stdinWriter = p.write
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
+        var captureFDs: [(fd: Int32, isError: Bool)] = []
+        for (target, stream) in [(Int32(1), stdout), (Int32(2), stderr)] {
+            switch stream {
+            case .capture:
+                let p = try pipePair()
+                posix_spawn_file_actions_adddup2(&actions, p.write, target)
+                childEnds.append(p.write)
+                parentEnds.append(p.read)
+                captureFDs.append((p.read, target == 2))
+            case .discard:
+                posix_spawn_file_actions_addopen(&actions, target, "/dev/null", O_WRONLY, 0)
+            case .file(let path):
+                posix_spawn_file_actions_addopen(&actions, target, path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            }
+        }
+        pgnode_spawn_closefrom(&actions, 3)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(
+            &attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+
+        var env = ProcessInfo.processInfo.environment
+        if let environment { env.merge(environment) { $1 } }
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        var envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for p in argv { free(p) }
+            for p in envp { free(p) }
+        }
+        var child: pid_t = 0
+        let rc = posix_spawnp(&child, arguments[0], &actions, &attributes, &argv, &envp)
+        guard rc == 0 else {
+            for fd in parentEnds { close(fd) }
+            if stdinWriter >= 0 { close(stdinWriter) }
+            throw SpawnError(program: arguments[0], code: rc)
+        }
+        pid = child
+        for (fd, isError) in captureFDs {
+            readers.enter()
+            Thread.detachNewThread { [self] in
+                defer { readers.leave() }
+                var buffer = [UInt8](repeating: 0, count: 65_536)
+                while true {
+                    let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    lock.withLock {
+                        if isError {
+                            err.append(contentsOf: buffer[0..<n])
+                        } else {
+                            out.append(contentsOf: buffer[0..<n])
+                        }
+                    }
+                }
+                close(fd)
+            }
+        }
+        if stdinWriter >= 0, let stdin {
+            let bytes = Array(stdin.utf8)
+            let writer = stdinWriter
+            Thread.detachNewThread {
+                var offset = 0
+                while offset < bytes.count {
+                    let n = bytes[offset...].withUnsafeBytes { write(writer, $0.baseAddress, $0.count) }
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    offset += n
+                }
+                close(writer)
+            }
+        }
+    }
+
+    deinit {
+        if isRunning { stop() }
+    }
+
+    /// Whether the child has not ended yet (reaps it when it has).
+    public var isRunning: Bool {
+        lock.withLock {
+            guard exitStatus == nil else { return false }
+            var status: Int32 = 0
+            let rc = waitpid(pid, &status, WNOHANG)
+            if rc == pid {
+                exitStatus = Self.decode(status)
+                return false
+            }
+            return rc == 0
+        }
+    }
+
+    /// How it ended: the exit status, or 128 + the signal that ended it; nil while it runs.
+    public var terminationStatus: Int32? {
+        _ = isRunning
+        return lock.withLock { exitStatus }
+    }
+
+    /// Waits until it ends, at most `timeout` seconds; past that the whole process group is
+    /// killed (SIGKILL) and the result says so. Then waits a little for its output pipes.
+    @discardableResult
+    public func wait(timeout: Double = 600) -> (status: Int32, timedOut: Bool) {
+        let deadline = Date().addingTimeInterval(timeout)
+        var timedOut = false
+        while isRunning {
+            if Date() >= deadline {
+                timedOut = true
+                stop()
+                break
+            }
+            usleep(10_000)
+        }
+        // A grandchild may still hold a pipe; do not wait for it for long.
+        _ = readers.wait(timeout: .now() + 10)
+        return (terminationStatus ?? 137, timedOut)
+    }
+
+    /// Sends `signal` to the child alone.
+    public func signal(_ signal: Int32) {
+        if isRunning { kill(pid, signal) }
+    }
+
+    /// Kills its whole process group and reaps it.
+    public func stop() {
+        // Once reaped, the pid (and group id) may belong to someone else.
+        guard lock.withLock({ exitStatus == nil }) else { return }
+        kill(-pid, SIGKILL)
+        kill(pid, SIGKILL)
+        lock.withLock {
+            guard exitStatus == nil else { return }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            exitStatus = Self.decode(status)
+        }
+    }
+
+    /// What it wrote on standard output so far (all of it after `wait`).
+    public var standardOutput: String { lock.withLock { String(decoding: out, as: UTF8.self) } }
+    /// What it wrote on standard error so far (all of it after `wait`).
+    public var standardError: String { lock.withLock { String(decoding: err, as: UTF8.self) } }
+
+    private static func decode(_ status: Int32) -> Int32 {
+        let signal = status & 0x7f
+        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+    }
+}
