@@ -118,4 +118,15 @@ public enum ContainerDiagnosis {
         }
         return observations
     }
+
+    /// The probe checks of a container that has no probe slot: the probes follow at most
+    /// `slots` containers at once on a node, and this one came after them.
+    public static func unfollowedObservations(statuses: [ProbeStatus], slots: Int) -> [Observation] {
+        let reason = "the probes follow at most \(slots) containers at once on a node and this one has no slot"
+        return statuses.flatMap { status in
+            status.checks.map {
+                Observation.unavailable(check: $0, reason: reason, evidence: ["probe": .string(status.probe)])
+            }
+        }
+    }
 }

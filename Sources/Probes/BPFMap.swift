@@ -6,6 +6,9 @@ import CLibBPF
     import Musl
 #endif
 
+/// The kernel's internal "operation not supported" (524), which reaches user space from the bpf syscall.
+private let kernelENOTSUPP: Int32 = 524
+
 /// A map of a loaded `BPFObject`, with typed access. Keys and values are plain C structs
 /// (from pgnode_probe_types.h) or integers; their sizes are checked against the map's.
 /// Keeps its object alive; not `Sendable`, like the object.
@@ -141,6 +144,37 @@ public struct BPFMap {
         var result: [(key: K, value: V)] = []
         for key in try keys(K.self) {
             if let value = try lookup(key, as: V.self) { result.append((key, value)) }
+        }
+        return result
+    }
+
+    /// Takes every entry out of a hash map: each key is looked up and deleted in one step
+    /// (`BPF_MAP_LOOKUP_AND_DELETE_ELEM`, hash maps since 5.14), so an update that a BPF program
+    /// makes between the two is not lost; on older kernels a lookup then a delete.
+    public func drain<K: BitwiseCopyable, V: BitwiseCopyable>(_: K.Type = K.self, _: V.Type = V.self) throws(BPFError)
+        -> [(key: K, value: V)]
+    {
+        try checkValue(V.self)
+        guard !isPerCPU else { throw .map(map: name, operation: "drain (per-CPU map)", errno: EINVAL) }
+        var result: [(key: K, value: V)] = []
+        let value = UnsafeMutablePointer<V>.allocate(capacity: 1)
+        defer { value.deallocate() }
+        for key in try keys(K.self) {
+            var key = key
+            let rc = withUnsafeBytes(of: &key) { k in
+                bpf_map__lookup_and_delete_elem(map, k.baseAddress, k.count, value, MemoryLayout<V>.size, 0)
+            }
+            if rc == 0 {
+                result.append((key, value.pointee))
+            } else if rc == -EINVAL || rc == -kernelENOTSUPP || rc == -EOPNOTSUPP {
+                // Before 5.14 hash maps cannot do both at once.
+                if let found = try lookup(key, as: V.self) {
+                    try delete(key)
+                    result.append((key, found))
+                }
+            } else if rc != -ENOENT {
+                throw .map(map: name, operation: "lookup and delete", errno: -rc)
+            }
         }
         return result
     }

@@ -23,11 +23,15 @@ enum ShmDecoding {
             file: cString(e.file), namespaceTGID: e.ns_tgid, title: cString(e.title))
     }
 
-    static func read(_ object: BPFObject, events: [ShmResult.Event]) throws(BPFError) -> [Int: ShmResult] {
+    /// The maps as they are; `drain` takes the failure entries out (per-window reading).
+    static func read(_ object: BPFObject, events: [ShmResult.Event], drain: Bool = false) throws(BPFError)
+        -> [Int: ShmResult]
+    {
         var results: [Int: ShmResult] = [:]
         let stats = try object.map("shm_stats")
         for index in 0..<Int(PGN_MAX_TARGETS) {
-            guard let s = try stats.lookup(UInt32(index), as: pgn_shm_stats.self), s.calls > 0 || s.failures > 0
+            guard let s = try stats.lookup(UInt32(index), as: pgn_shm_stats.self),
+                s.calls > 0 || s.failures > 0 || s.current_bytes != 0
             else { continue }
             var result = ShmResult()
             result.calls = s.calls
@@ -38,7 +42,10 @@ enum ShmDecoding {
             result.peakBytes = s.peak_bytes
             results[index] = result
         }
-        for (key, value) in try object.map("shm_failures").entries(pgn_shm_failure_key.self, pgn_shm_failure_value.self)
+        let failures = try object.map("shm_failures")
+        for (key, value) in try drain
+            ? failures.drain(pgn_shm_failure_key.self, pgn_shm_failure_value.self)
+            : failures.entries(pgn_shm_failure_key.self, pgn_shm_failure_value.self)
         {
             let failure = ShmResult.Failure(
                 tgid: key.tgid, pid: value.pid, comm: cString(value.comm), sizeBytes: key.size, count: value.count,
@@ -56,9 +63,14 @@ enum ShmDecoding {
 }
 
 enum ReclaimDecoding {
-    static func read(_ object: BPFObject) throws(BPFError) -> [Int: [ReclaimEntry]] {
+    /// The map as it is; `drain` takes the entries out (per-window reading).
+    static func read(_ object: BPFObject, drain: Bool = false) throws(BPFError) -> [Int: [ReclaimEntry]] {
         var results: [Int: [ReclaimEntry]] = [:]
-        for (key, value) in try object.map("reclaim_by_pid").entries(pgn_reclaim_key.self, pgn_reclaim_value.self) {
+        let map = try object.map("reclaim_by_pid")
+        for (key, value) in try drain
+            ? map.drain(pgn_reclaim_key.self, pgn_reclaim_value.self)
+            : map.entries(pgn_reclaim_key.self, pgn_reclaim_value.self)
+        {
             results[Int(key.target), default: []].append(
                 ReclaimEntry(
                     pid: key.pid, tgid: value.tgid, comm: cString(value.comm), memcgEvents: value.memcg_events,
@@ -81,7 +93,8 @@ enum BlkioDecoding {
         }
     }
 
-    static func read(_ object: BPFObject) throws(BPFError) -> [Int: BlkioResult] {
+    /// The maps as they are; `drain` takes the neighbour entries out (per-window reading).
+    static func read(_ object: BPFObject, drain: Bool = false) throws(BPFError) -> [Int: BlkioResult] {
         var results: [Int: BlkioResult] = [:]
         let counts = try object.map("blk_counts")
         let own = try object.map("blk_own_hist")
@@ -97,7 +110,11 @@ enum BlkioDecoding {
             result.noiseLatencyUs = slots(try noise.lookupPerCPU(UInt32(index), as: pgn_hist.self) ?? [])
             if result.ownRequests > 0 || result.noiseRequests > 0 { results[index] = result }
         }
-        for (key, count) in try object.map("blk_neighbours").entries(pgn_blk_neighbour_key.self, UInt64.self) {
+        let neighbours = try object.map("blk_neighbours")
+        for (key, count) in try drain
+            ? neighbours.drain(pgn_blk_neighbour_key.self, UInt64.self)
+            : neighbours.entries(pgn_blk_neighbour_key.self, UInt64.self)
+        {
             let ref = CgroupRef(id: key.cgroup_id, kind: CgroupRef.Kind(rawValue: key.kind) ?? .v2)
             results[Int(key.target), default: BlkioResult()].neighbours.append(.init(cgroup: ref, requests: count))
         }

@@ -1,5 +1,6 @@
 import HostFacts
 import ProbeObjects
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -29,8 +30,33 @@ public final class ProbeSession {
     private var objects: [String: BPFObject] = [:]
     /// How each probe fared.
     public private(set) var outcomes: [ProbeOutcome] = []
-    private var shmEvents: [Int: [ShmResult.Event]] = [:]
-    private var shmEventTask: Task<[ShmResult.Event], Never>?
+    private var shmEventTask: Task<Void, Never>?
+    /// Failures received through the ring buffer and not yet collected (bounded).
+    private let shmEvents = EventSink()
+    /// Slot → target, as last set.
+    private var assigned: [Int: ProbeTarget] = [:]
+    /// The previous window's cumulative readings (`collect`).
+    private var baseline = WindowBaseline()
+
+    /// Shared between the task that receives ring-buffer events and the session that takes them.
+    final class EventSink: Sendable {
+        let state = Mutex(EventBuffer())
+    }
+
+    /// Ring-buffer events waiting to be read; the oldest beyond `capacity` are dropped and counted.
+    struct EventBuffer {
+        static let capacity = 4096
+        var events: [ShmResult.Event] = []
+        var dropped: UInt64 = 0
+
+        mutating func append(_ event: ShmResult.Event) {
+            if events.count >= Self.capacity {
+                events.removeFirst()
+                dropped += 1
+            }
+            events.append(event)
+        }
+    }
 
     /// Opens and loads every probe in `probes` whose preconditions hold (`blocked` gives the
     /// reasons of those that do not: they are reported, not tried).
@@ -81,21 +107,75 @@ public final class ProbeSession {
     /// The loaded object of `probe`, if it loaded.
     public func object(_ probe: String) -> BPFObject? { objects[probe] }
 
-    /// Fills every loaded probe's `targets` map (index i = targets[i]).
+    /// Fills every loaded probe's `targets` map (index i = targets[i]); targets past
+    /// `PGN_MAX_TARGETS` are not followed (callers report them as such).
     public func setTargets(_ targets: [ProbeTarget]) throws(BPFError) {
-        precondition(targets.count <= Int(PGN_MAX_TARGETS), "at most \(PGN_MAX_TARGETS) targets")
+        let followed = targets.prefix(Int(PGN_MAX_TARGETS)).enumerated().map { ($0.offset, $0.element) }
+        try setTargets(slots: Dictionary(uniqueKeysWithValues: followed))
+    }
+
+    /// Makes every loaded probe filter on exactly `slots` (slot → target; results come back by
+    /// slot), while attached: keys of targets no longer wanted are removed, new ones added. A slot
+    /// given to a different target than before has its state cleared first (the shm bytes held,
+    /// segments and failures of the previous one), so nothing of that one is counted for this
+    /// one. Slots run from 0 to `PGN_MAX_TARGETS` − 1.
+    public func setTargets(slots: [Int: ProbeTarget]) throws(BPFError) {
+        precondition(
+            slots.keys.allSatisfy { (0..<Int(PGN_MAX_TARGETS)).contains($0) }, "slots are 0..<\(PGN_MAX_TARGETS)")
+        let reassigned = slots.filter { slot, target in assigned[slot] != nil && assigned[slot] != target }.keys
         for (name, object) in objects {
-            let map = try object.map("targets")
-            for (index, target) in targets.enumerated() {
-                var keys: [pgn_target_key] = []
-                if let v2 = target.v2 {
-                    keys.append(pgn_target_key(cgroup_id: v2, kind: PGN_CGROUP_V2.rawValue, pad: 0))
-                }
+            var wanted: [TargetKey: UInt32] = [:]
+            for (slot, target) in slots {
+                if let v2 = target.v2 { wanted[TargetKey(id: v2, kind: PGN_CGROUP_V2.rawValue)] = UInt32(slot) }
                 let v1: UInt64? = name == "blkio" ? target.blkioV1 : target.memoryV1
                 let kind = name == "blkio" ? PGN_CGROUP_V1_BLKIO : PGN_CGROUP_V1_MEMORY
-                if let v1 { keys.append(pgn_target_key(cgroup_id: v1, kind: kind.rawValue, pad: 0)) }
-                for key in keys { try map.update(key, UInt32(index)) }
+                if let v1 { wanted[TargetKey(id: v1, kind: kind.rawValue)] = UInt32(slot) }
             }
+            let map = try object.map("targets")
+            for key in try map.keys(pgn_target_key.self)
+            where wanted[TargetKey(id: key.cgroup_id, kind: key.kind)] == nil {
+                try map.delete(key)
+            }
+            for slot in reassigned { try Self.clearSlot(slot, probe: name, object: object) }
+            for (key, slot) in wanted {
+                try map.update(pgn_target_key(cgroup_id: key.id, kind: key.kind, pad: 0), slot)
+            }
+        }
+        for slot in reassigned { baseline.forgetShm(slot: slot) }
+        assigned = slots
+    }
+
+    /// A key of the `targets` map.
+    private struct TargetKey: Hashable {
+        var id: UInt64
+        var kind: UInt32
+    }
+
+    /// Clears what `probe` keeps for the target in `slot` beyond counters (which windows subtract).
+    private static func clearSlot(_ slot: Int, probe: String, object: BPFObject) throws(BPFError) {
+        switch probe {
+        case "shm":
+            try object.map("shm_stats").update(UInt32(slot), pgn_shm_stats())
+            let segments = try object.map("shm_segments")
+            for key in try segments.keys(pgn_shm_segment_key.self) where key.target == UInt32(slot) {
+                try segments.delete(key)
+            }
+            let failures = try object.map("shm_failures")
+            for key in try failures.keys(pgn_shm_failure_key.self) where key.target == UInt32(slot) {
+                try failures.delete(key)
+            }
+        case "reclaim":
+            let entries = try object.map("reclaim_by_pid")
+            for key in try entries.keys(pgn_reclaim_key.self) where key.target == UInt32(slot) {
+                try entries.delete(key)
+            }
+        case "blkio":
+            let neighbours = try object.map("blk_neighbours")
+            for key in try neighbours.keys(pgn_blk_neighbour_key.self) where key.target == UInt32(slot) {
+                try neighbours.delete(key)
+            }
+        default:
+            break
         }
     }
 
@@ -130,22 +210,20 @@ public final class ProbeSession {
 
     private func startShmEvents(_ object: BPFObject) {
         guard let events = try? object.ringBuffer("shm_events") else { return }
+        let buffer = shmEvents
         shmEventTask = Task {
-            var received: [ShmResult.Event] = []
             for await record in events {
-                if let event = ShmDecoding.event(record) { received.append(event) }
+                if let event = ShmDecoding.event(record) { buffer.state.withLock { $0.append(event) } }
             }
-            return received
         }
     }
 
     /// Detaches (the maps stay readable), drains the ring buffers, and reads every map.
     public func finish() async -> ProbeResults {
         detachAll()
-        var events: [ShmResult.Event] = []
-        if let task = shmEventTask { events = await task.value }
+        if let task = shmEventTask { await task.value }
         shmEventTask = nil
-        return readMaps(shmEvents: events)
+        return readMaps(shmEvents: takeEvents())
     }
 
     /// Detaches and reads every map at once, without waiting for ring-buffer events (the maps
@@ -155,6 +233,31 @@ public final class ProbeSession {
         shmEventTask?.cancel()
         shmEventTask = nil
         return readMaps(shmEvents: [])
+    }
+
+    /// What the probes saw since the previous call (or since they were attached), while they stay
+    /// attached: counters as differences, failures, reclaiming threads and neighbours drained from
+    /// their maps, the ring buffer's failures received so far. For an agent that keeps one session.
+    public func collect() -> ProbeResults {
+        var cumulative = ProbeResults()
+        if let shm = objects["shm"] {
+            cumulative.shm = (try? ShmDecoding.read(shm, events: takeEvents(), drain: true)) ?? [:]
+        }
+        if let reclaim = objects["reclaim"] {
+            cumulative.reclaim = (try? ReclaimDecoding.read(reclaim, drain: true)) ?? [:]
+        }
+        if let blkio = objects["blkio"] { cumulative.blkio = (try? BlkioDecoding.read(blkio, drain: true)) ?? [:] }
+        return baseline.window(cumulative)
+    }
+
+    /// Ring-buffer events dropped because nobody collected them in time, since the session began.
+    public var droppedEvents: UInt64 { shmEvents.state.withLock { $0.dropped } }
+
+    private func takeEvents() -> [ShmResult.Event] {
+        shmEvents.state.withLock { buffer in
+            defer { buffer.events.removeAll() }
+            return buffer.events
+        }
     }
 
     private func readMaps(shmEvents: [ShmResult.Event]) -> ProbeResults {

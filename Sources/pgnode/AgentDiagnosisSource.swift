@@ -2,6 +2,7 @@ import Agent
 import Checks
 import Diagnosis
 import HostFacts
+import Logging
 import PGNodeModel
 import ProbeObjects
 import Probes
@@ -10,11 +11,11 @@ import Shipping
 
 /// The agent's view of the node: every PostgreSQL container, the kernel checks and the probes.
 ///
-/// Each window: `discoverContainers` resolves every PostgreSQL container and opens a probe
-/// session that filters on their cgroups; `containerFindings` reads the probes' maps, closes the
-/// session and runs every check per container. The programs are loaded and attached once per
-/// window (about 0.15 s to load, 0.5 s to detach on this machine), not kept attached across
-/// windows; docs/agent.md says so.
+/// The probes are loaded and attached once, at the first discovery, and stay attached until the
+/// agent stops. Each window: `discoverContainers` resolves every PostgreSQL container, gives each
+/// a slot (`TargetSlots`) and changes only the probes' target map; `containerFindings` collects
+/// what the probes saw since the previous window (`ProbeSession.collect`: counters as
+/// differences, per-event entries drained) and runs every check per container.
 actor AgentDiagnosisSource: DiagnosisSource {
     let host: HostRoot
     let nodeName: String
@@ -26,11 +27,13 @@ actor AgentDiagnosisSource: DiagnosisSource {
     private let btf: BTFResolution
     private let environment: BPFEnvironment
     private let blocked: [String: String]
-    /// The containers of the current window, in target-index order.
+    /// The containers of the current window, in discovery order.
     private var targets: [Resolution] = []
+    private var slots = TargetSlots(capacity: Int(PGN_MAX_TARGETS))
     private var session: ProbeSession?
-    private var sessionStart = Timestamp.now()
+    private var windowStart = Timestamp.now()
     private var statuses: [BPFProbeStatus] = []
+    private let logger = Logger(label: "pgnode.agent")
 
     init(host: HostRoot, nodeName: String, btfOption: String?, btfArchive: String?, metrics: MetricsRegistry) {
         self.host = host
@@ -53,15 +56,38 @@ actor AgentDiagnosisSource: DiagnosisSource {
 
     func discoverContainers() async throws -> Set<String> {
         let found = try ContainerResolver.resolveAll(host: host)
-        targets = Array(found.prefix(Int(PGN_MAX_TARGETS)))
-        closeSession()
-        let session = ProbeSession(environment: environment, btfPath: btf.customPath, blocked: blocked)
-        try? session.setTargets(targets.map { ProbeTargets.target(for: $0, host: host) })
-        session.attach()
-        self.session = session
-        sessionStart = Timestamp.now()
-        record(session.outcomes)
-        return Set(targets.map(\.container.id))
+        targets = found
+        let assigned = slots.assign(found.map(\.container.id))
+        var bySlot: [Int: ProbeTarget] = [:]
+        for resolution in found {
+            if let slot = assigned[resolution.container.id] {
+                bySlot[slot] = ProbeTargets.target(for: resolution, host: host)
+            }
+        }
+        if let session {
+            do {
+                try session.setTargets(slots: bySlot)
+            } catch {
+                logger.error("cannot update the probes' targets", metadata: ["error": "\(error)"])
+            }
+        } else {
+            let session = ProbeSession(environment: environment, btfPath: btf.customPath, blocked: blocked)
+            do {
+                try session.setTargets(slots: bySlot)
+            } catch {
+                logger.error("cannot set the probes' targets", metadata: ["error": "\(error)"])
+            }
+            session.attach()
+            self.session = session
+            windowStart = Timestamp.now()
+            record(session.outcomes)
+        }
+        if found.count > assigned.count {
+            logger.warning(
+                "more PostgreSQL containers than probe slots: the probes follow the first ones",
+                metadata: ["containers": "\(found.count)", "slots": "\(PGN_MAX_TARGETS)"])
+        }
+        return Set(found.map(\.container.id))
     }
 
     func nodeFindings(window: DiagnosisWindow) async -> [Finding] {
@@ -79,30 +105,33 @@ actor AgentDiagnosisSource: DiagnosisSource {
     func containerFindings(window: DiagnosisWindow, containers: Set<String>) async -> [Finding] {
         var results = ProbeResults()
         if let session {
-            results = session.finishWithoutEvents()
-            record(session.outcomes)
+            results = session.collect()
             for (name, count) in Self.eventCounts(results) {
                 metrics.add(AgentMetric.probeEvents, [("probe", name)], Double(count))
             }
         }
-        closeSession()
         let end = Timestamp.now()
+        let probeStatuses = statuses.map {
+            ProbeStatus(
+                probe: $0.requirement.name, checks: $0.requirement.checks, running: $0.running, reason: $0.reason)
+        }
         let probeWindow = ProbeWindow(
-            results: results,
-            statuses: statuses.map {
-                ProbeStatus(
-                    probe: $0.requirement.name, checks: $0.requirement.checks, running: $0.running, reason: $0.reason)
-            },
-            nanoseconds: end.nanoseconds - sessionStart.nanoseconds)
+            results: results, statuses: probeStatuses, nanoseconds: end.nanoseconds - windowStart.nanoseconds)
+        windowStart = end
         let names = CgroupNames(host: host, layout: facts.cgroups, known: targets)
         let devices = BlockDevices.read(host: host)
         let clock = ProbeReports.Clock()
         var findings: [Finding] = []
-        for (index, resolution) in targets.enumerated() where containers.contains(resolution.container.id) {
+        for resolution in targets where containers.contains(resolution.container.id) {
             var observations = ContainerDiagnosis.staticObservations(resolution, host: host)
-            observations += ContainerDiagnosis.probeObservations(
-                resolution, index: index, host: host, window: probeWindow, names: names, pageSize: facts.pageSize,
-                clock: clock, devices: devices)
+            if let slot = slots.slots[resolution.container.id] {
+                observations += ContainerDiagnosis.probeObservations(
+                    resolution, index: slot, host: host, window: probeWindow, names: names, pageSize: facts.pageSize,
+                    clock: clock, devices: devices)
+            } else {
+                observations += ContainerDiagnosis.unfollowedObservations(
+                    statuses: probeStatuses, slots: Int(PGN_MAX_TARGETS))
+            }
             let resource = resolution.resourceAttributes(nodeName: nodeName)
             findings += observations.map {
                 Finding(observation: $0, resource: resource, windowStart: window.start, time: window.end)

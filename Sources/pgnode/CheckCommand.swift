@@ -3,6 +3,7 @@ import Checks
 import Diagnosis
 import HostFacts
 import PGNodeModel
+import ProbeObjects
 import Sinks
 
 #if canImport(Glibc)
@@ -85,7 +86,9 @@ struct CheckCommand: AsyncParsableCommand {
         let resource = ResourceAttributes(nodeName: node)
         // Which containers: resolved before the window so that the probes filter on their cgroups.
         let targets = try resolveTargets(containers: containers, pods: pods, host: host, nodeName: node)
-        let probeTargets = targets.map { ProbeTargets.target(for: $0.resolution, host: host) }
+        let probeTargets = targets.prefix(Int(PGN_MAX_TARGETS)).map {
+            ProbeTargets.target(for: $0.resolution, host: host)
+        }
         // Meanwhile, how full each target's /dev/shm gets (statfs every 100 ms, for shm.enospc).
         let shmPIDs = targets.map { ShmUsageSampler.pid($0.resolution) }
         let sampler = duration > 0 ? Task { await ShmUsageSampler.run(pids: shmPIDs, host: host) } : nil
@@ -108,7 +111,10 @@ struct CheckCommand: AsyncParsableCommand {
         let devices = BlockDevices.read(host: host)
         for (index, target) in targets.enumerated() {
             var observations = ContainerDiagnosis.staticObservations(target.resolution, host: host)
-            if duration > 0 {
+            if duration > 0 && index >= Int(PGN_MAX_TARGETS) {
+                observations += ContainerDiagnosis.unfollowedObservations(
+                    statuses: bpf.statuses, slots: Int(PGN_MAX_TARGETS))
+            } else if duration > 0 {
                 observations += ContainerDiagnosis.probeObservations(
                     target.resolution, index: index, host: host, window: window, names: names,
                     pageSize: facts.pageSize, clock: clock, devices: devices)

@@ -11,7 +11,7 @@
 #define PGNODE_PROBE_TYPES_H
 
 /* Targets one probe can filter on at once (indices 0..PGN_MAX_TARGETS-1). */
-#define PGN_MAX_TARGETS 16
+#define PGN_MAX_TARGETS 64
 /* log2 histogram slots: slot i counts values in [2^i, 2^(i+1)) (slot 0 also counts 0). */
 #define PGN_HIST_SLOTS 32
 #define PGN_COMM_LEN 16
