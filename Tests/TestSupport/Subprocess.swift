@@ -3,11 +3,12 @@ import Foundation
 
 /// A child process for tests, on `posix_spawn` and `waitpid(pid)`, with a deadline.
 ///
-/// Not Foundation's `Process`: on Linux it learns that a child ended from SIGCHLD, and in a
-/// test process with many threads that signal can be lost (a child whose spawning thread has
-/// exited is re-parented to the main thread, which does not block SIGCHLD, and the kernel
-/// discards a SIGCHLD nobody catches). `waitUntilExit` then never returns — CI hung that way.
-/// `waitpid` on the child's own pid does not depend on the signal.
+/// Not Foundation's `Process`: in CI a test hung for good in `Process.waitUntilExit()` while its
+/// child (`scripts/containers run-postgres`) had long exited and sat as a zombie that nothing
+/// reaped (seen with gdb: the waiting thread in the run loop, no other thread near the child).
+/// Foundation learns of a child's end asynchronously; our guess is a lost SIGCHLD in a process
+/// with many threads. Whatever the cause, `waitpid` on the child's own pid cannot miss it, and a
+/// deadline turns any other hang into a failed test.
 ///
 /// Each child gets its own process group (a deadline kills the whole group), a clean signal
 /// mask and default dispositions (test threads block signals; children must not inherit that),
