@@ -31,6 +31,12 @@ public final class ProbeSession {
     public private(set) var outcomes: [ProbeOutcome] = []
     private var shmEvents: [Int: [ShmResult.Event]] = [:]
     private var shmEventTask: Task<[ShmResult.Event], Never>?
+    /// The shm probe's uprobes, per C library file of the targets (while attached).
+    private var uprobes: UprobeAttachments?
+    private var libraries: [LibraryFile] = []
+    /// The targets' library files that the shm uprobes could not be attached to, at the last
+    /// `setTargets` or `attach`.
+    public private(set) var uprobeFailures: [UprobeAttachments.Failure] = []
 
     /// Opens and loads every probe in `probes` whose preconditions hold (`blocked` gives the
     /// reasons of those that do not: they are reported, not tried).
@@ -97,6 +103,17 @@ public final class ProbeSession {
                 for key in keys { try map.update(key, UInt32(index)) }
             }
         }
+        libraries = targets.flatMap(\.libraries)
+        updateUprobes()
+    }
+
+    /// Attaches the shm uprobes to the targets' library files (once the probe is attached).
+    private func updateUprobes() {
+        guard let uprobes else { return }
+        uprobeFailures = uprobes.update(libraries: libraries)
+        for failure in uprobeFailures {
+            LibBPFLog.logger.warning("shm uprobes not attached", metadata: ["library": "\(failure)"])
+        }
     }
 
     /// Attaches every loaded probe; a probe that fails to attach is closed and reported.
@@ -107,7 +124,11 @@ public final class ProbeSession {
             do {
                 try object.attach()
                 outcomes[index].programIDs = object.programIDs
-                if name == "shm" { startShmEvents(object) }
+                if name == "shm" {
+                    startShmEvents(object)
+                    uprobes = uprobes ?? UprobeAttachments(object: object)
+                    updateUprobes()
+                }
                 if name == "blkio" { Self.armBlockRequests(object) }
             } catch {
                 outcomes[index].running = false
@@ -167,7 +188,8 @@ public final class ProbeSession {
 
     /// Detaches every probe at once (their links are destroyed in parallel).
     private func detachAll() {
-        BPFObject.destroy(objects.values.flatMap { $0.releaseLinks() })
+        BPFObject.destroy(objects.values.flatMap { $0.releaseLinks() } + (uprobes?.releaseLinks() ?? []))
+        uprobes = nil
     }
 
     /// Detaches and unloads everything. Idempotent.
