@@ -121,6 +121,13 @@ public final class UprobeAttachments {
     /// (libbpf reads the symbols and the kernel resolves the inode from that path, so both see
     /// exactly the file opened). The descriptor is closed once the links exist: a uprobe holds
     /// the inode, not the file.
+    ///
+    /// Overlayfs (a container image's layers): the perf `uprobe` PMU's create_local_trace_uprobe
+    /// resolves the path with kern_path(LOOKUP_FOLLOW), and trace_uprobe_enable registers the
+    /// uprobe on d_real_inode() of that dentry (kernel/trace/trace_uprobe.c, 4.17 to 6.x), the
+    /// layer's inode that the page cache and every process's mapping of the file share. So a
+    /// path through the overlay traps the containers that map the file; it also traps every
+    /// other container whose overlay shows the same lower file.
     private func attach(_ library: LibraryFile) -> Result<[OpaquePointer], Failure> {
         let fd: Int32
         do throws(LibraryFileError) {
