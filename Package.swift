@@ -136,7 +136,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ProbesTests",
-            dependencies: ["Probes", "ProbeObjects", "HostFacts", "Checks", "PGNodeModel", "TestSupport"],
+            dependencies: ["Probes", "ProbeObjects", "HostFacts", "Checks", "Diagnosis", "PGNodeModel", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -28,7 +28,8 @@ public struct BPFProbeStatus: Sendable, Equatable {
 /// Node-level BPF checks: pure functions of the BPF environment and the probes' outcomes.
 public enum BPFChecks {
     /// Why `requirement` cannot run here, before anything is loaded; nil when nothing forbids
-    /// trying. The most fundamental reason comes first: capabilities, lockdown, BTF, tracefs,
+    /// trying. The most fundamental reason comes first: capabilities, lockdown, BTF, tracefs (or
+    /// the uprobe PMU),
     /// then missing kernel features and tracepoints.
     public static func blockingReason(_ requirement: BPFProbeRequirement, _ env: BPFEnvironment) -> String? {
         let missing = env.missingCapabilities
@@ -49,6 +50,10 @@ public enum BPFChecks {
         }
         if requirement.needsTracefs && !env.tracefs {
             return "tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)"
+        }
+        if requirement.needsUprobes && !env.uprobePMU && !env.tracefs {
+            return "the kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe: 4.17+ with "
+                + "CONFIG_UPROBE_EVENTS) and tracefs is not mounted for libbpf's uprobe_events fallback"
         }
         let types = requirement.programTypes.filter { env.programTypes[$0] == false }
         if !types.isEmpty { return "the kernel lacks BPF program type \(types.joined(separator: ", "))" }
@@ -96,6 +101,7 @@ public enum BPFChecks {
             "btf_problem": .from(env.btfProblem),
             "kernel_btf": .bool(env.kernelBTF),
             "tracefs": .bool(env.tracefs),
+            "uprobe_pmu": .bool(env.uprobePMU),
             "program_types": flags(env.programTypes),
             "map_types": flags(env.mapTypes),
             "helpers": flags(env.helpers),

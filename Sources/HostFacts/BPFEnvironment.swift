@@ -19,7 +19,11 @@ public struct BPFEnvironment: Sendable, Equatable {
     public var kernelBTF: Bool
     /// Whether tracefs is mounted (classic tracepoint programs are attached through it).
     public var tracefs: Bool
-    /// Program types the kernel accepts, by libbpf name (`tracepoint`, `raw_tracepoint`, `tracing`).
+    /// Whether the kernel has the perf `uprobe` PMU (`/sys/bus/event_source/devices/uprobe`, 4.17+
+    /// with CONFIG_UPROBE_EVENTS), through which libbpf attaches uprobes without tracefs.
+    public var uprobePMU: Bool
+    /// Program types the kernel accepts, by libbpf name (`kprobe`, `tracepoint`, `raw_tracepoint`,
+    /// `tracing`); uprobes are `kprobe` programs.
     public var programTypes: [String: Bool]
     /// Map types the kernel accepts (`hash`, `array`, `percpu_array`, `lru_hash`, `ringbuf`).
     public var mapTypes: [String: Bool]
@@ -35,7 +39,7 @@ public struct BPFEnvironment: Sendable, Equatable {
         kernelVersion: KernelVersion? = nil, btf: BTFLocation? = nil, btfProblem: String? = nil,
         kernelBTF: Bool = false, tracefs: Bool = false, programTypes: [String: Bool] = [:],
         mapTypes: [String: Bool] = [:], helpers: [String: Bool] = [:], tracepoints: [String: Bool] = [:],
-        probeProblems: [String] = []
+        probeProblems: [String] = [], uprobePMU: Bool = false
     ) {
         self.effectiveCapabilities = effectiveCapabilities
         self.unprivilegedBPFDisabled = unprivilegedBPFDisabled
@@ -45,6 +49,7 @@ public struct BPFEnvironment: Sendable, Equatable {
         self.btfProblem = btfProblem
         self.kernelBTF = kernelBTF
         self.tracefs = tracefs
+        self.uprobePMU = uprobePMU
         self.programTypes = programTypes
         self.mapTypes = mapTypes
         self.helpers = helpers
@@ -160,10 +165,12 @@ public struct BPFProbeRequirement: Sendable, Equatable {
     public var tracepoints: [String]
     /// Whether it attaches classic tracepoints (through tracefs).
     public var needsTracefs: Bool
+    /// Whether it attaches uprobes (through the perf `uprobe` PMU, else tracefs's `uprobe_events`).
+    public var needsUprobes: Bool
 
     public init(
         name: String, checks: [String], programTypes: [String], mapTypes: [String], helpers: [String],
-        tracepoints: [String], needsTracefs: Bool
+        tracepoints: [String], needsTracefs: Bool, needsUprobes: Bool = false
     ) {
         self.name = name
         self.checks = checks
@@ -172,5 +179,6 @@ public struct BPFProbeRequirement: Sendable, Equatable {
         self.helpers = helpers
         self.tracepoints = tracepoints
         self.needsTracefs = needsTracefs
+        self.needsUprobes = needsUprobes
     }
 }

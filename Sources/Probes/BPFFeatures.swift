@@ -10,7 +10,8 @@ import HostFacts
 /// Feature probing at start-up: what this kernel and this process allow, for `bpf.support`.
 public enum BPFFeatures {
     static let programTypes: [(String, bpf_prog_type)] = [
-        ("tracepoint", BPF_PROG_TYPE_TRACEPOINT), ("raw_tracepoint", BPF_PROG_TYPE_RAW_TRACEPOINT),
+        ("kprobe", BPF_PROG_TYPE_KPROBE), ("tracepoint", BPF_PROG_TYPE_TRACEPOINT),
+        ("raw_tracepoint", BPF_PROG_TYPE_RAW_TRACEPOINT),
         ("tracing", BPF_PROG_TYPE_TRACING),
     ]
     static let mapTypes: [(String, bpf_map_type)] = [
@@ -38,6 +39,8 @@ public enum BPFFeatures {
             access($0 + "/events", F_OK) == 0
         }
         env.tracefs = tracefs != nil
+        // libbpf reads the PMU's type from pgnode's own sysfs, as tracefs above.
+        env.uprobePMU = access("/sys/bus/event_source/devices/uprobe/type", F_OK) == 0
 
         var problems: [String] = []
         func record(_ what: String, _ rc: Int32) -> Bool {

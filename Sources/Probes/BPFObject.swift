@@ -136,10 +136,12 @@ public final class BPFObject {
             "loaded BPF object", metadata: ["object": "\(name)", "programs": "\(autoloadedPrograms)"])
     }
 
-    /// Attaches `programs` (default: every loaded program). Programs already attached are kept.
+    /// Attaches `programs` (default: every loaded program that names its own target; uprobes
+    /// without one are attached per file with `attachUprobe`). Programs already attached are kept.
     public func attach(_ programs: [String]? = nil) throws(BPFError) {
         let object = try object()
-        for program in programs ?? autoloadedPrograms where !links.contains(where: { $0.program == program }) {
+        let defaults = autoloadedPrograms.filter { !needsUprobeTarget($0) }
+        for program in programs ?? defaults where !links.contains(where: { $0.program == program }) {
             guard let prog = bpf_object__find_program_by_name(object, program) else {
                 throw .notFound(object: name, name: program)
             }
@@ -155,6 +157,46 @@ public final class BPFObject {
             }
             links.append((program, link))
         }
+    }
+
+    /// Whether `program` is a uprobe without a target in its section name (`SEC("uprobe")`).
+    public func needsUprobeTarget(_ program: String) -> Bool {
+        guard let handle, let prog = bpf_object__find_program_by_name(handle, program),
+            let section = bpf_program__section_name(prog)
+        else { return false }
+        let name = String(cString: section)
+        return name == "uprobe" || name == "uretprobe"
+    }
+
+    /// Attaches the uprobe (or uretprobe) `program` to `function` of the ELF file at `binaryPath`,
+    /// for every process (pid -1). libbpf finds the function's offset in the file's symbols and
+    /// the kernel resolves the path to its inode: the same path serves both. The link is the
+    /// caller's to destroy (`BPFObject.destroy`); closing the object does not detach it.
+    public func attachUprobe(
+        _ program: String, binaryPath: String, function: String, retprobe: Bool
+    ) throws(BPFError) -> OpaquePointer {
+        guard let prog = bpf_object__find_program_by_name(try object(), program) else {
+            throw .notFound(object: name, name: program)
+        }
+        let ((link, code), lines) = LibBPFLog.capturing { () -> (OpaquePointer?, Int32) in
+            binaryPath.withCString { cPath in
+                function.withCString { cFunction in
+                    var opts = bpf_uprobe_opts()
+                    opts.sz = MemoryLayout<bpf_uprobe_opts>.size
+                    opts.func_name = cFunction
+                    opts.retprobe = retprobe
+                    errno = 0
+                    let link = bpf_program__attach_uprobe_opts(prog, -1, cPath, 0, &opts)
+                    return (link, errno)
+                }
+            }
+        }
+        guard let link else {
+            throw .attach(
+                object: name, program: program, errno: code == 0 ? EINVAL : code,
+                message: LibBPFLog.lastMessage(lines))
+        }
+        return link
     }
 
     /// The names of the attached programs.

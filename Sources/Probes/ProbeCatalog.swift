@@ -16,20 +16,17 @@ public struct ProbeDefinition: Sendable, Equatable {
 
 /// Every probe pgnode carries.
 public enum ProbeCatalog {
+    /// Uprobes on the target containers' C library (posix_fallocate, ftruncate, unlink), attached
+    /// per library file by `UprobeAttachments`: kprobe-type programs, no tracepoint, no tracefs
+    /// (libbpf attaches them through the perf `uprobe` PMU, or tracefs's `uprobe_events` without it).
     public static let shm = ProbeDefinition(
         requirement: BPFProbeRequirement(
-            name: "shm", checks: ["shm.enospc"], programTypes: ["tracepoint"],
+            name: "shm", checks: ["shm.enospc"], programTypes: ["kprobe"],
             mapTypes: ["hash", "array", "ringbuf"],
             helpers: ["get_current_cgroup_id", "probe_read_kernel", "ringbuf_reserve", "ktime_get_boot_ns"],
-            tracepoints: [
-                "syscalls/sys_enter_fallocate", "syscalls/sys_exit_fallocate", "syscalls/sys_enter_ftruncate",
-                "syscalls/sys_exit_ftruncate", "syscalls/sys_enter_unlink", "syscalls/sys_exit_unlink",
-                "syscalls/sys_enter_unlinkat", "syscalls/sys_exit_unlinkat",
-            ],
-            needsTracefs: true),
+            tracepoints: [], needsTracefs: false, needsUprobes: true),
         programs: [
-            "pgn_shm_fa_in", "pgn_shm_fa_out", "pgn_shm_ft_in", "pgn_shm_ft_out",
-            "pgn_shm_ul_in", "pgn_shm_ul_out", "pgn_shm_ula_in", "pgn_shm_ula_out",
+            "pgn_shm_fa_in", "pgn_shm_fa_out", "pgn_shm_ft_in", "pgn_shm_ft_out", "pgn_shm_ul_in", "pgn_shm_ul_out",
         ],
         rawTracepointPrograms: nil)
 

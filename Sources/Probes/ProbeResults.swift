@@ -10,11 +10,17 @@ public struct ProbeTarget: Sendable, Equatable {
     public var memoryV1: UInt64?
     /// The v1 blkio controller's cgroup id (blkio).
     public var blkioV1: UInt64?
+    /// The C library files its processes map (shm's uprobes are attached to them); empty for a
+    /// statically linked server, which the shm probe then does not see.
+    public var libraries: [LibraryFile]
 
-    public init(v2: UInt64? = nil, memoryV1: UInt64? = nil, blkioV1: UInt64? = nil) {
+    public init(
+        v2: UInt64? = nil, memoryV1: UInt64? = nil, blkioV1: UInt64? = nil, libraries: [LibraryFile] = []
+    ) {
         self.v2 = v2
         self.memoryV1 = memoryV1
         self.blkioV1 = blkioV1
+        self.libraries = libraries
     }
 }
 

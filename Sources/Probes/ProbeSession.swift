@@ -37,6 +37,12 @@ public final class ProbeSession {
     private var assigned: [Int: ProbeTarget] = [:]
     /// The previous window's cumulative readings (`collect`).
     private var baseline = WindowBaseline()
+    /// The shm probe's uprobes, per C library file of the targets (while attached).
+    private var uprobes: UprobeAttachments?
+    private var libraries: [LibraryFile] = []
+    /// The targets' library files that the shm uprobes could not be attached to, at the last
+    /// `setTargets` or `attach`.
+    public private(set) var uprobeFailures: [UprobeAttachments.Failure] = []
 
     /// Shared between the task that receives ring-buffer events and the session that takes them.
     final class EventSink: Sendable {
@@ -122,7 +128,11 @@ public final class ProbeSession {
     public func setTargets(slots: [Int: ProbeTarget]) throws(BPFError) {
         precondition(
             slots.keys.allSatisfy { (0..<Int(PGN_MAX_TARGETS)).contains($0) }, "slots are 0..<\(PGN_MAX_TARGETS)")
-        let reassigned = slots.filter { slot, target in assigned[slot] != nil && assigned[slot] != target }.keys
+        // Another cgroup in a slot (not merely another C library for the same one).
+        let reassigned = slots.filter { slot, target in
+            guard let before = assigned[slot] else { return false }
+            return (before.v2, before.memoryV1, before.blkioV1) != (target.v2, target.memoryV1, target.blkioV1)
+        }.keys
         for (name, object) in objects {
             var wanted: [TargetKey: UInt32] = [:]
             for (slot, target) in slots {
@@ -143,6 +153,8 @@ public final class ProbeSession {
         }
         for slot in reassigned { baseline.forgetShm(slot: slot) }
         assigned = slots
+        libraries = slots.sorted { $0.key < $1.key }.flatMap { $0.value.libraries }
+        updateUprobes()
     }
 
     /// A key of the `targets` map.
@@ -179,6 +191,15 @@ public final class ProbeSession {
         }
     }
 
+    /// Attaches the shm uprobes to the targets' library files (once the probe is attached).
+    private func updateUprobes() {
+        guard let uprobes else { return }
+        uprobeFailures = uprobes.update(libraries: libraries)
+        for failure in uprobeFailures {
+            LibBPFLog.logger.warning("shm uprobes not attached", metadata: ["library": "\(failure)"])
+        }
+    }
+
     /// Attaches every loaded probe; a probe that fails to attach is closed and reported.
     public func attach() {
         for index in outcomes.indices where outcomes[index].running {
@@ -187,7 +208,11 @@ public final class ProbeSession {
             do {
                 try object.attach()
                 outcomes[index].programIDs = object.programIDs
-                if name == "shm" { startShmEvents(object) }
+                if name == "shm" {
+                    startShmEvents(object)
+                    uprobes = uprobes ?? UprobeAttachments(object: object)
+                    updateUprobes()
+                }
                 if name == "blkio" { Self.armBlockRequests(object) }
             } catch {
                 outcomes[index].running = false
@@ -270,7 +295,8 @@ public final class ProbeSession {
 
     /// Detaches every probe at once (their links are destroyed in parallel).
     private func detachAll() {
-        BPFObject.destroy(objects.values.flatMap { $0.releaseLinks() })
+        BPFObject.destroy(objects.values.flatMap { $0.releaseLinks() } + (uprobes?.releaseLinks() ?? []))
+        uprobes = nil
     }
 
     /// Detaches and unloads everything. Idempotent.

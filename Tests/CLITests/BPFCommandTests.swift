@@ -36,6 +36,17 @@ private func programIDs(ofProcess pid: Int32) -> Set<Int64> {
     return ids
 }
 
+/// How many BPF links a process holds open (a link's fdinfo says `link_type:`).
+private func linkCount(ofProcess pid: Int32) -> Int {
+    let dir = "/proc/\(pid)/fdinfo"
+    var count = 0
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
+        guard let text = try? String(contentsOfFile: "\(dir)/\(entry)", encoding: .utf8) else { continue }
+        if text.contains("link_type:") { count += 1 }
+    }
+    return count
+}
+
 @Suite("pgnode check with BPF", .serialized, .enabled(if: TestEnvironment.privilegedTestsEnabled))
 struct BPFCheckCommandTests {
     var canRun: Bool {
@@ -145,35 +156,47 @@ struct BPFCheckCommandTests {
         }
     }
 
-    @Test("SIGTERM during the window: findings still printed, exit 143, nothing left loaded")
+    @Test("SIGTERM during the window: findings still printed, exit 143, nothing left loaded or attached")
     func sigterm() throws {
         guard canRun else { return }
-        let process = try Subprocess(
-            [TestEnvironment.pgnodeBinary, "check", "--duration", "60", "--format", "json"], stderr: .discard)
-        defer { process.stop() }
-        var held: Set<Int64> = []
-        let deadline = Date().addingTimeInterval(20)
-        // Wait until all probes are attached: the process holds 15 program fds.
-        while Date() < deadline {
-            held = programIDs(ofProcess: process.pid)
-            if held.count >= 15 { break }
-            usleep(100_000)
+        try withContainer { container in
+            let process = try Subprocess(
+                [
+                    TestEnvironment.pgnodeBinary, "check", "--container", container.id, "--duration", "60", "--format",
+                    "json",
+                ],
+                stderr: .discard)
+            defer { process.stop() }
+            var held: Set<Int64> = []
+            var links = 0
+            let deadline = Date().addingTimeInterval(20)
+            // Wait until all probes are attached: the process holds 13 programs (shm 6, reclaim 4,
+            // blkio 3) and 15 links (shm's 8 uprobes on the container's glibc: posix_fallocate,
+            // posix_fallocate64, ftruncate and unlink at entry and return; one per other program).
+            while Date() < deadline {
+                held = programIDs(ofProcess: process.pid)
+                links = linkCount(ofProcess: process.pid)
+                if held.count >= 13 && links >= 15 { break }
+                usleep(100_000)
+            }
+            #expect(held.count >= 13, "pgnode never loaded its programs: \(held)")
+            #expect(links >= 15, "pgnode never attached its programs: \(links) links")
+            #expect(loadedProgramIDs().map { held.isSubset(of: $0) } ?? false)
+            usleep(300_000)
+            process.signal(SIGTERM)
+            let (status, _) = process.wait(timeout: 120)
+            #expect(status == 143)
+            let found = try findings(process.standardOutput)
+            #expect(found["bpf.support"] != nil && found["kernel.btf"] != nil)
+            // A program stays loaded while anything (a uprobe's perf event too) holds it.
+            var remaining = held
+            for _ in 0..<50 {
+                remaining = held.intersection(loadedProgramIDs() ?? held)
+                if remaining.isEmpty { break }
+                usleep(100_000)
+            }
+            #expect(remaining.isEmpty, "still loaded after exit: \(remaining)")
         }
-        #expect(held.count >= 15, "pgnode never loaded its programs: \(held)")
-        #expect(loadedProgramIDs().map { held.isSubset(of: $0) } ?? false)
-        usleep(300_000)
-        process.signal(SIGTERM)
-        let (status, _) = process.wait(timeout: 120)
-        #expect(status == 143)
-        let found = try findings(process.standardOutput)
-        #expect(found["bpf.support"] != nil && found["kernel.btf"] != nil)
-        var remaining = held
-        for _ in 0..<50 {
-            remaining = held.intersection(loadedProgramIDs() ?? held)
-            if remaining.isEmpty { break }
-            usleep(100_000)
-        }
-        #expect(remaining.isEmpty, "still loaded after exit: \(remaining)")
     }
 
     @Test("--btf-archive: a node without BTF uses the archive's .btf.tar.xz for its release")

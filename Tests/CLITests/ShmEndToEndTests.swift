@@ -21,6 +21,7 @@ struct ShmEndToEndTests {
     ]
 
     var canRun: Bool {
+        // The reclaim probe attaches through tracefs (the shm probe's uprobes do not need it).
         if TestEnvironment.isRoot && !FileManager.default.fileExists(atPath: "/sys/kernel/tracing/events") {
             _ = try? Command.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"])
         }
@@ -63,7 +64,9 @@ struct ShmEndToEndTests {
                 "--format", "json",
             ])
         defer { process.stop() }
-        // The shm probe's 8 programs attach first; wait for them, and a little for the others.
+        // The shm probe attaches first: 8 uprobe links on the container's glibc (posix_fallocate,
+        // posix_fallocate64, ftruncate and unlink, at entry and return); wait for them, and a
+        // little for the others.
         let deadline = Date().addingTimeInterval(Double(seconds) / 2)
         while links(ofProcess: process.pid) < 8 && Date() < deadline && process.isRunning {
             usleep(50_000)

@@ -47,6 +47,25 @@ struct BPFChecksTests {
             BPFChecks.blockingReason(requirement, env) == "the kernel lacks tracepoint syscalls/sys_enter_fallocate")
     }
 
+    @Test("uprobes: the perf uprobe PMU, else tracefs for libbpf's uprobe_events")
+    func uprobes() {
+        let uprobes = BPFProbeRequirement(
+            name: "shm", checks: ["shm.enospc"], programTypes: ["kprobe"], mapTypes: ["ringbuf"],
+            helpers: ["ringbuf_reserve"], tracepoints: [], needsTracefs: false, needsUprobes: true)
+        var env = capable
+        env.programTypes["kprobe"] = true
+        env.uprobePMU = true
+        env.tracefs = false
+        #expect(BPFChecks.blockingReason(uprobes, env) == nil)
+        env.uprobePMU = false
+        #expect(BPFChecks.blockingReason(uprobes, env)?.hasPrefix("the kernel has no uprobe PMU") == true)
+        env.tracefs = true
+        #expect(BPFChecks.blockingReason(uprobes, env) == nil)
+        env.programTypes["kprobe"] = false
+        #expect(BPFChecks.blockingReason(uprobes, env) == "the kernel lacks BPF program type kprobe")
+        #expect(BPFChecks.support(env, probes: []).evidence["uprobe_pmu"] == .bool(false))
+    }
+
     @Test("support: ok when all run, warning naming the first reason otherwise")
     func support() {
         let running = BPFProbeStatus(requirement: requirement, programs: ["a"], running: true)

@@ -1,3 +1,4 @@
+import Diagnosis
 import Foundation
 import HostFacts
 import ProbeObjects
@@ -11,12 +12,21 @@ struct LoaderTests {
     func loadAttachAll() throws {
         guard TestEnvironment.require(ProbeTestSupport.canRunBPF, "root and kernel BTF") else { return }
         ProbeTestSupport.ensureTracefs()
+        let libraries = CLibraryFiles.files(pid: getpid(), host: HostRoot("/"))
         var ids: Set<UInt32> = []
         for embedded in EmbeddedObject.all {
             let object = try BPFObject(embedded: embedded)
             try object.load()
             try object.attach()
-            #expect(Set(object.attachedPrograms) == Set(object.programNames), "\(embedded.name)")
+            // Uprobes without a target in the object (shm's) are attached per library file.
+            let targetless = object.programNames.filter(object.needsUprobeTarget)
+            let uprobes = UprobeAttachments(object: object)
+            if !targetless.isEmpty {
+                #expect(uprobes.update(libraries: libraries).isEmpty)
+                #expect(uprobes.linkCount >= targetless.count)
+            }
+            #expect(
+                Set(object.attachedPrograms) == Set(object.programNames).subtracting(targetless), "\(embedded.name)")
             let loaded = object.programIDs
             #expect(loaded.count == object.programNames.count)
             ids.formUnion(loaded.values)
@@ -30,6 +40,7 @@ struct LoaderTests {
             let kernelNames = Set(
                 (BPFSystem.loadedPrograms() ?? []).filter { loaded.values.contains($0.id) }.map(\.name))
             #expect(kernelNames == Set(loaded.keys))
+            uprobes.detachAll()
             object.close()
         }
         #expect(!ids.isEmpty)

@@ -1,3 +1,4 @@
+import Diagnosis
 import Foundation
 import HostFacts
 import Probes
@@ -22,26 +23,55 @@ struct ProbeFunctionalTests {
         session.attach()
         let outcomes = session.outcomes
         try #require(outcomes.allSatisfy { $0.running }, "\(outcomes)")
+        try #require(session.uprobeFailures.isEmpty, "\(session.uprobeFailures)")
         try body()
         let results = await session.finish()
         return (results, outcomes)
     }
 
+    /// A program that grows segments the way PostgreSQL's dsm does, through the C library
+    /// functions the shm uprobes watch: two with ftruncate and then posix_fallocate, a sparse size
+    /// on a third that is never allocated, a fourth that fails to grow past the mount's size (the
+    /// ftruncate succeeds, posix_fallocate returns ENOSPC); then it removes the failed one with
+    /// unlink and the first with shm_unlink (which calls unlink inside the C library).
+    static let shmProgram = """
+        import errno, os, sys, _posixshmem
+        def grow(name, size, allocate=True):
+            fd = os.open("/dev/shm/" + name, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                os.ftruncate(fd, size)
+                if allocate:
+                    os.posix_fallocate(fd, 0, size)
+            finally:
+                os.close(fd)
+        grow("PostgreSQL.4242", 262144)
+        grow("PostgreSQL.4343", 131072)
+        grow("PostgreSQL.5555", 524288, allocate=False)
+        try:
+            grow("PostgreSQL.77", int(sys.argv[1]))
+            sys.exit("grew past the mount's size")
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+            print(error, file=sys.stderr)
+        os.unlink("/dev/shm/PostgreSQL.77")
+        _posixshmem.shm_unlink("/PostgreSQL.4242")
+        """
+
     /// A script that mounts a 1 MiB tmpfs at /dev/shm in a private mount namespace (as a
-    /// container runtime does), grows two segments the way PostgreSQL's dsm does (ftruncate, then
-    /// posix_fallocate), sets a sparse size on a third that is never allocated, fails to grow a
-    /// fourth past the mount's size (the ftruncate succeeds, the fallocate fails), and removes
-    /// the first and the failed one.
-    static func shmScript(failSize: Int) -> String {
+    /// container runtime does) and runs `program` (the host's python3) there.
+    static func shmScript(program: String, failSize: Int) -> String {
         """
         exec unshare -m sh -c 'mount -t tmpfs -o size=1m pgnode-test-shm /dev/shm && \
-        truncate -s 262144 /dev/shm/PostgreSQL.4242 && fallocate -l 262144 /dev/shm/PostgreSQL.4242 && \
-        truncate -s 131072 /dev/shm/PostgreSQL.4343 && fallocate -l 131072 /dev/shm/PostgreSQL.4343 && \
-        truncate -s 524288 /dev/shm/PostgreSQL.5555 && \
-        truncate -s \(failSize) /dev/shm/PostgreSQL.77 && \
-        { fallocate -l \(failSize) /dev/shm/PostgreSQL.77; test $? -ne 0; } && \
-        rm /dev/shm/PostgreSQL.77 /dev/shm/PostgreSQL.4242'
+        exec /usr/bin/python3 \(program) \(failSize)'
         """
+    }
+
+    /// The C library this test process maps: the host's, which /usr/bin/python3 maps too.
+    static func hostCLibraries() throws -> [LibraryFile] {
+        let libraries = CLibraryFiles.files(pid: getpid(), host: HostRoot("/"))
+        try #require(!libraries.isEmpty, "no C library in /proc/self/maps")
+        return libraries
     }
 
     @Test(
@@ -50,17 +80,23 @@ struct ProbeFunctionalTests {
     func shmEnospc(hierarchy: String) async throws {
         guard TestEnvironment.require(ProbeTestSupport.canRunBPF, "root and kernel BTF") else { return }
         let cgroup = try TestCgroup([hierarchy])
+        let libraries = try Self.hostCLibraries()
         let target =
             hierarchy == "memory"
-            ? ProbeTarget(memoryV1: try cgroup.id("memory")) : ProbeTarget(v2: try cgroup.id("unified"))
+            ? ProbeTarget(memoryV1: try cgroup.id("memory"), libraries: libraries)
+            : ProbeTarget(v2: try cgroup.id("unified"), libraries: libraries)
+        let scratch = try ProbeTestSupport.scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let program = scratch + "/shm.py"
+        try Self.shmProgram.write(toFile: program, atomically: true, encoding: .utf8)
         let failSize = 4_194_304 + 4096 * 3
         let outsideSize = 3_145_728
         var inside: CommandResult?
         var outside: CommandResult?
-        let (results, _) = try await observe("shm", targets: [target]) {
-            inside = try cgroup.run(Self.shmScript(failSize: failSize))
+        let (results, outcomes) = try await observe("shm", targets: [target]) {
+            inside = try cgroup.run(Self.shmScript(program: program, failSize: failSize))
             // The same workload outside the target must not be counted.
-            outside = try Command.run(["sh", "-c", Self.shmScript(failSize: outsideSize)])
+            outside = try Command.run(["sh", "-c", Self.shmScript(program: program, failSize: outsideSize)])
         }
         #expect(inside?.status == 0, "\(inside?.stderr ?? "")")
         #expect(outside?.status == 0, "\(outside?.stderr ?? "")")
@@ -70,27 +106,33 @@ struct ProbeFunctionalTests {
         #expect(results.shm.keys.sorted() == [0])
         #expect(shm.failures == 1)
         #expect(shm.failed.map(\.sizeBytes) == [UInt64(failSize)])
-        #expect(shm.failed.first?.comm == "fallocate")
+        #expect(shm.failed.first?.comm == "python3")
         #expect(shm.failed.first?.syscall == "fallocate")
-        // The title is argv as the process left it (fallocate does not rewrite it); the test runs
+        // The title is argv as the process left it (python does not rewrite it); the test runs
         // in the host's pid namespace, so the namespace pid is the host pid.
-        #expect(shm.failed.first?.title == "fallocate")
+        #expect(shm.failed.first?.title == "/usr/bin/python3")
         #expect(shm.failed.first?.namespaceTGID == shm.failed.first?.tgid)
         #expect(shm.events.count == 1)
         let event = try #require(shm.events.first)
         #expect(event.sizeBytes == UInt64(failSize))
         #expect(event.ret == -ENOSPC)
         #expect(event.file == "PostgreSQL.77")
-        #expect(event.comm == "fallocate")
+        #expect(event.comm == "python3")
         #expect(event.tgid == shm.failed.first?.tgid)
-        #expect(event.title == "fallocate")
+        #expect(event.title == "/usr/bin/python3")
         #expect(event.namespaceTGID == event.tgid)
         // 256 KiB + 128 KiB were allocated at once; the sparse sizes set by ftruncate (512 KiB,
-        // and the failed segment's) hold nothing. The first was removed, the second kept.
+        // and the failed segment's) hold nothing. The first was removed (shm_unlink), the second
+        // kept.
         #expect(shm.peakBytes == 262_144 + 131_072)
         #expect(shm.heldBytes == 131_072)
         #expect(shm.calls >= 4)
         #expect(shm.firstFailureNs != nil && shm.firstFailureNs == shm.lastFailureNs)
+        // Closing the session detached the uprobes too: a uprobe's perf event would keep its
+        // program loaded.
+        let ids = Set(outcomes.flatMap(\.programIDs.values))
+        #expect(ids.count == 6)
+        #expect(ProbeTestSupport.waitUntilUnloaded(ids).isEmpty, "still loaded after close")
     }
 
     @Test("reclaim: a reader in a memory cgroup with a small limit reclaims, per thread")

@@ -1,3 +1,4 @@
+import Diagnosis
 import HostFacts
 import Resolution
 import Testing
@@ -181,6 +182,19 @@ struct ProcessFileTests {
         #expect(CgroupNamespace.inode(fromLink: "mnt:[4026532177]") == 4_026_532_177)
         for bad in ["", "cgroup:", "cgroup:[]", "cgroup:[x]", "cgroup:[1", "cgroup:[99999999999999999999999]"] {
             #expect(CgroupNamespace.inode(fromLink: bad) == nil)
+        }
+    }
+}
+
+@Suite("C library files")
+struct CLibraryFilesTests {
+    @Test("glibc's and musl's names, nothing else")
+    func names() {
+        for name in ["libc.so.6", "libc-2.31.so", "ld-musl-x86_64.so.1", "ld-musl-aarch64.so.1"] {
+            #expect(CLibraryFiles.isCLibrary(name), "\(name)")
+        }
+        for name in ["libcrypt.so.1", "libc.so", "ld-linux-x86-64.so.2", "libcap.so.2", "postgres"] {
+            #expect(!CLibraryFiles.isCLibrary(name), "\(name)")
         }
     }
 }

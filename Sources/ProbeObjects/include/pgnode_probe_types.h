@@ -46,7 +46,7 @@ enum pgn_shm_syscall {
 
 /* Per target (ARRAY indexed by target). */
 struct pgn_shm_stats {
-    unsigned long long calls;         /* fallocate/ftruncate calls on tmpfs files */
+    unsigned long long calls;         /* posix_fallocate/ftruncate calls on tmpfs files */
     unsigned long long failures;      /* of which failed with ENOSPC */
     unsigned long long first_fail_ns; /* bpf_ktime_get_boot_ns() of the first failure, 0 if none */
     unsigned long long last_fail_ns;
@@ -95,7 +95,7 @@ struct pgn_shm_event {
     unsigned int pid;
     unsigned int syscall;
     int fd;
-    int ret;          /* the syscall's return value (-ENOSPC) */
+    int ret;          /* the call's result as a negative error number (-ENOSPC) */
     unsigned int dev; /* the tmpfs super block's device (kernel encoding: major << 20 | minor) */
     unsigned int ns_tgid; /* the process id in its own (innermost) pid namespace, 0 if unknown */
     char comm[PGN_COMM_LEN];

@@ -1,0 +1,168 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// The uprobes of one loaded object, attached per library file: `update(libraries:)` attaches
+/// the programs to every library not yet attached and detaches those no longer wanted.
+///
+/// A library is attached whole or not at all (every function, entry and return, except optional
+/// functions it lacks), and one library's failure never touches the others' attachments. Libraries are told apart by the
+/// device and inode of the mapped file, so containers of one image share one attachment.
+///
+/// Not `Sendable`: it owns libbpf links; the probe session that owns the object drives it.
+/// `detachAll()` (also run by `deinit`) destroys every link.
+public final class UprobeAttachments {
+    /// One program and the library function it is attached to.
+    public struct Function: Sendable, Equatable {
+        /// The program's name in the object.
+        public var program: String
+        /// The function's symbol in the library.
+        public var symbol: String
+        /// Whether the program runs at the function's return (a uretprobe).
+        public var retprobe: Bool
+        /// Whether a library without the symbol is attached without it.
+        public var optional: Bool
+
+        public init(program: String, symbol: String, retprobe: Bool, optional: Bool = false) {
+            self.program = program
+            self.symbol = symbol
+            self.retprobe = retprobe
+            self.optional = optional
+        }
+    }
+
+    /// Why one library could not be attached.
+    public struct Failure: Error, Sendable, Equatable, CustomStringConvertible {
+        /// What went wrong.
+        public enum Reason: Sendable, Equatable {
+            /// The file could not be opened inside the container, or is not the mapped file.
+            case open(LibraryFileError)
+            /// libbpf or the kernel refused a program: a missing symbol (libbpf's message says
+            /// so), or the attach's errno.
+            case attach(symbol: String, BPFError)
+        }
+
+        /// The library.
+        public var library: LibraryFile
+        /// Why.
+        public var reason: Reason
+
+        public var description: String {
+            switch reason {
+            case .open(let error): "\(library): \(error)"
+            case .attach(let symbol, let error): "\(library): \(symbol): \(error)"
+            }
+        }
+    }
+
+    /// The shm probe's programs: posix_fallocate, ftruncate and unlink (glibc's and musl's
+    /// shm_unlink call unlink inside the library), at entry and at return. posix_fallocate64 is
+    /// what a program built with `_FILE_OFFSET_BITS=64` calls (python3 does, PostgreSQL does not):
+    /// a separate function in glibc (x86_64 2.36), an alias in musl (the programs then run twice
+    /// per call, the second return finding nothing in flight), absent from some libraries.
+    /// ftruncate64 is an alias of ftruncate in both on 64-bit machines.
+    public static let shmFunctions: [Function] = [
+        Function(program: "pgn_shm_fa_in", symbol: "posix_fallocate", retprobe: false),
+        Function(program: "pgn_shm_fa_out", symbol: "posix_fallocate", retprobe: true),
+        Function(program: "pgn_shm_fa_in", symbol: "posix_fallocate64", retprobe: false, optional: true),
+        Function(program: "pgn_shm_fa_out", symbol: "posix_fallocate64", retprobe: true, optional: true),
+        Function(program: "pgn_shm_ft_in", symbol: "ftruncate", retprobe: false),
+        Function(program: "pgn_shm_ft_out", symbol: "ftruncate", retprobe: true),
+        Function(program: "pgn_shm_ul_in", symbol: "unlink", retprobe: false),
+        Function(program: "pgn_shm_ul_out", symbol: "unlink", retprobe: true),
+    ]
+
+    private let object: BPFObject
+    private let functions: [Function]
+    private var attached: [LibraryFile.Identity: (library: LibraryFile, links: [OpaquePointer])] = [:]
+
+    /// Attachments of `functions` of `object` (loaded); nothing is attached until `update`.
+    public init(object: BPFObject, functions: [Function] = UprobeAttachments.shmFunctions) {
+        self.object = object
+        self.functions = functions
+    }
+
+    deinit { detachAll() }
+
+    /// The libraries attached now.
+    public var libraries: [LibraryFile] { attached.values.map(\.library) }
+
+    /// How many links are attached (every function of every library).
+    public var linkCount: Int { attached.values.reduce(0) { $0 + $1.links.count } }
+
+    /// Attaches to every library of `libraries` not yet attached and detaches the attached ones
+    /// that are not in it. Returns what failed, by library; the libraries that failed stay
+    /// unattached and are tried again by the next update.
+    @discardableResult
+    public func update(libraries: [LibraryFile]) -> [Failure] {
+        var wanted: [LibraryFile.Identity: LibraryFile] = [:]
+        var order: [LibraryFile.Identity] = []
+        for library in libraries where wanted[library.identity] == nil {
+            wanted[library.identity] = library
+            order.append(library.identity)
+        }
+        let gone = attached.keys.filter { wanted[$0] == nil }
+        BPFObject.destroy(gone.flatMap { attached.removeValue(forKey: $0)?.links ?? [] })
+
+        var failures: [Failure] = []
+        for identity in order where attached[identity] == nil {
+            let library = wanted[identity]!
+            switch attach(library) {
+            case .success(let links): attached[identity] = (library, links)
+            case .failure(let failure): failures.append(failure)
+            }
+        }
+        return failures
+    }
+
+    /// Opens `library` inside its root and attaches every function through `/proc/self/fd/<n>`
+    /// (libbpf reads the symbols and the kernel resolves the inode from that path, so both see
+    /// exactly the file opened). The descriptor is closed once the links exist: a uprobe holds
+    /// the inode, not the file.
+    ///
+    /// Overlayfs (a container image's layers): the perf `uprobe` PMU's create_local_trace_uprobe
+    /// resolves the path with kern_path(LOOKUP_FOLLOW), and trace_uprobe_enable registers the
+    /// uprobe on d_real_inode() of that dentry (kernel/trace/trace_uprobe.c, 4.17 to 6.x), the
+    /// layer's inode that the page cache and every process's mapping of the file share. So a
+    /// path through the overlay traps the containers that map the file; it also traps every
+    /// other container whose overlay shows the same lower file.
+    private func attach(_ library: LibraryFile) -> Result<[OpaquePointer], Failure> {
+        let fd: Int32
+        do throws(LibraryFileError) {
+            fd = try library.open()
+        } catch {
+            return .failure(Failure(library: library, reason: .open(error)))
+        }
+        defer { close(fd) }
+        let path = "/proc/self/fd/\(fd)"
+        var links: [OpaquePointer] = []
+        for function in functions {
+            do throws(BPFError) {
+                links.append(
+                    try object.attachUprobe(
+                        function.program, binaryPath: path, function: function.symbol, retprobe: function.retprobe))
+            } catch {
+                // libbpf says ENOENT when the library has no such symbol.
+                if function.optional && error.errno == ENOENT { continue }
+                BPFObject.destroy(links)
+                return .failure(Failure(library: library, reason: .attach(symbol: function.symbol, error)))
+            }
+        }
+        return .success(links)
+    }
+
+    /// Hands every link over for destruction (to destroy them together with other links) and
+    /// forgets the libraries.
+    func releaseLinks() -> [OpaquePointer] {
+        let links = attached.values.flatMap(\.links)
+        attached.removeAll()
+        return links
+    }
+
+    /// Detaches from every library.
+    public func detachAll() {
+        BPFObject.destroy(releaseLinks())
+    }
+}
