@@ -78,6 +78,19 @@ struct {
     __type(value, struct pgn_shm_stats);
 } shm_stats SEC(".maps");
 
+/*
+ * The current window's number (slot 0), written by user space when it reads a window (the agent;
+ * stays 0 for a one-off run). A target's peak restarts when the first change of a new window
+ * finds an older number in its stats: so every window has its own peak while only BPF programs
+ * write the stats (user space writing them would race with the programs' increments).
+ */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u64);
+} shm_window SEC(".maps");
+
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 1024);
@@ -147,6 +160,15 @@ static __always_inline void add_held(struct pgn_shm_stats *stats, __s64 delta)
        race with other CPUs by design; a peak missed under simultaneous grows is tolerable. */
     __sync_fetch_and_add(&stats->current_bytes, delta);
     __s64 now = stats->current_bytes;
+    __u32 zero = 0;
+    __u64 *window = bpf_map_lookup_elem(&shm_window, &zero);
+    if (window && stats->window != *window) {
+        /* The first change of a new window: its peak starts from what was held before it. */
+        stats->window = *window;
+        __s64 before = now - delta;
+        stats->peak_bytes = before > now ? before : now;
+        return;
+    }
     if (now > stats->peak_bytes)
         stats->peak_bytes = now;
 }

@@ -23,9 +23,11 @@ enum ShmDecoding {
             file: cString(e.file), namespaceTGID: e.ns_tgid, title: cString(e.title))
     }
 
-    /// The maps as they are; `drain` takes the failure entries out (per-window reading).
-    static func read(_ object: BPFObject, events: [ShmResult.Event], drain: Bool = false) throws(BPFError)
-        -> [Int: ShmResult]
+    /// The maps as they are; `drain` takes the failure entries out (per-window reading), and
+    /// `window` is the current window's number in `shm_window` (a target whose stats carry an
+    /// older one has not changed this window: its peak is what it holds).
+    static func read(_ object: BPFObject, events: [ShmResult.Event], drain: Bool = false, window: UInt64 = 0)
+        throws(BPFError) -> [Int: ShmResult]
     {
         var results: [Int: ShmResult] = [:]
         let stats = try object.map("shm_stats")
@@ -39,7 +41,7 @@ enum ShmDecoding {
             result.firstFailureNs = s.first_fail_ns == 0 ? nil : s.first_fail_ns
             result.lastFailureNs = s.last_fail_ns == 0 ? nil : s.last_fail_ns
             result.heldBytes = s.current_bytes
-            result.peakBytes = s.peak_bytes
+            result.peakBytes = s.window == window ? s.peak_bytes : s.current_bytes
             results[index] = result
         }
         let failures = try object.map("shm_failures")

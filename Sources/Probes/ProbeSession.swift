@@ -37,6 +37,8 @@ public final class ProbeSession {
     private var assigned: [Int: ProbeTarget] = [:]
     /// The previous window's cumulative readings (`collect`).
     private var baseline = WindowBaseline()
+    /// The number of the window `collect` reads next (the shm probe's `shm_window`).
+    private var window: UInt64 = 0
     /// The shm probe's uprobes, per C library file of the targets (while attached).
     private var uprobes: UprobeAttachments?
     private var libraries: [LibraryFile] = []
@@ -266,7 +268,10 @@ public final class ProbeSession {
     public func collect() -> ProbeResults {
         var cumulative = ProbeResults()
         if let shm = objects["shm"] {
-            cumulative.shm = (try? ShmDecoding.read(shm, events: takeEvents(), drain: true)) ?? [:]
+            cumulative.shm = (try? ShmDecoding.read(shm, events: takeEvents(), drain: true, window: window)) ?? [:]
+            // The next window's peaks start from here.
+            window += 1
+            try? shm.map("shm_window").update(UInt32(0), window)
         }
         if let reclaim = objects["reclaim"] {
             cumulative.reclaim = (try? ReclaimDecoding.read(reclaim, drain: true)) ?? [:]

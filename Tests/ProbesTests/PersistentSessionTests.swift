@@ -1,3 +1,4 @@
+import Diagnosis
 import Foundation
 import HostFacts
 import Probes
@@ -63,5 +64,61 @@ struct PersistentSessionTests {
         #expect(Set(session.outcomes.flatMap { $0.programIDs.values }) == programs)
         let loaded = Set((BPFSystem.loadedPrograms() ?? []).map(\.id))
         #expect(programs.isSubset(of: loaded))
+    }
+
+    @Test("shm across windows: bytes held carry over, each window has its own peak")
+    func shmWindows() async throws {
+        guard TestEnvironment.require(ProbeTestSupport.canRunBPF, "root and kernel BTF") else { return }
+        let cgroup = try TestCgroup(["memory"])
+        let scratch = try ProbeTestSupport.scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        // Grows /dev/shm/<name> to <size> bytes as PostgreSQL does (ftruncate, posix_fallocate);
+        // with a third argument, removes it again.
+        let program = scratch + "/grow.py"
+        try """
+        import os, sys
+        name, size = sys.argv[1], int(sys.argv[2])
+        fd = os.open("/dev/shm/" + name, os.O_RDWR | os.O_CREAT, 0o600)
+        os.ftruncate(fd, size)
+        os.posix_fallocate(fd, 0, size)
+        os.close(fd)
+        if len(sys.argv) > 3:
+            os.unlink("/dev/shm/" + name)
+        """.write(toFile: program, atomically: true, encoding: .utf8)
+        func grow(_ arguments: String) throws {
+            // A private tmpfs at /dev/shm, as a container runtime mounts one.
+            let result = try cgroup.run(
+                "exec unshare -m sh -c 'mount -t tmpfs -o size=4m pgnode-test-shm /dev/shm && "
+                    + "exec /usr/bin/python3 \(program) \(arguments)'")
+            #expect(result.status == 0, "\(result.stderr)")
+        }
+        let session = ProbeSession(
+            probes: [try #require(ProbeCatalog.named("shm"))], environment: ProbeTestSupport.environment(),
+            btfPath: nil)
+        defer { session.close() }
+        let libraries = CLibraryFiles.files(pid: getpid(), host: HostRoot("/"))
+        try session.setTargets(slots: [0: ProbeTarget(memoryV1: try cgroup.id("memory"), libraries: libraries)])
+        session.attach()
+        try #require(session.outcomes.allSatisfy { $0.running }, "\(session.outcomes)")
+        try #require(session.uprobeFailures.isEmpty, "\(session.uprobeFailures)")
+
+        // Window 1: a 256 KiB segment, kept.
+        try grow("PostgreSQL.1 262144")
+        let window1 = try #require(session.collect().shm[0])
+        #expect(window1.heldBytes == 262_144)
+        #expect(window1.peakBytes == 262_144)
+        #expect(window1.calls >= 2)
+
+        // Window 2: a 512 KiB segment grown and removed: held as before, the peak above it.
+        try grow("PostgreSQL.2 524288 unlink")
+        let window2 = try #require(session.collect().shm[0])
+        #expect(window2.heldBytes == 262_144)
+        #expect(window2.peakBytes == 786_432)
+
+        // Window 3: nothing: the first segment is still held, and that is the whole peak.
+        let window3 = try #require(session.collect().shm[0])
+        #expect(window3.calls == 0)
+        #expect(window3.heldBytes == 262_144)
+        #expect(window3.peakBytes == 262_144)
     }
 }

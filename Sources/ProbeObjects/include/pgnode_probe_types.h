@@ -53,7 +53,8 @@ struct pgn_shm_stats {
     /* Bytes of tmpfs segments the target allocated with fallocate (pages actually held, not the
        sparse size ftruncate sets), less what truncation and unlink released. */
     long long current_bytes;
-    long long peak_bytes;             /* highest current_bytes seen */
+    long long peak_bytes;             /* highest current_bytes seen in window `window` */
+    unsigned long long window;        /* the shm_window number peak_bytes belongs to */
 };
 
 /* One failing request size of one process (HASH). */
