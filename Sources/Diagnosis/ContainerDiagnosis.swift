@@ -92,6 +92,11 @@ public enum ContainerDiagnosis {
             }
             switch status.probe {
             case "shm":
+                if let reason = window.results.shmUnwatched[index] {
+                    observations.append(
+                        .unavailable(check: ShmEnospcCheck.id, reason: reason, evidence: ["probe": .string("shm")]))
+                    continue
+                }
                 let pid = resolution.postgres.first?.postmasterPID ?? resolution.container.pid
                 let shmSize = pid.flatMap { try? ContainerRoot(host: host, pid: $0).fileSystem("/dev/shm") }
                 let result = window.results.shm[index] ?? ShmResult()

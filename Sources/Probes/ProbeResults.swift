@@ -145,6 +145,10 @@ public struct ProbeResults: Sendable, Equatable {
     public var shm: [Int: ShmResult] = [:]
     public var reclaim: [Int: [ReclaimEntry]] = [:]
     public var blkio: [Int: BlkioResult] = [:]
+    /// Targets (by index) whose processes the shm probe could not watch, with the reason: no C
+    /// library mapped by the server (statically linked), or every one of its libraries refused
+    /// the uprobes. Their `shm` result, empty, does not mean "nothing failed".
+    public var shmUnwatched: [Int: String] = [:]
 
     public init() {}
 }

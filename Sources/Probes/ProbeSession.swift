@@ -277,7 +277,32 @@ public final class ProbeSession {
             cumulative.reclaim = (try? ReclaimDecoding.read(reclaim, drain: true)) ?? [:]
         }
         if let blkio = objects["blkio"] { cumulative.blkio = (try? BlkioDecoding.read(blkio, drain: true)) ?? [:] }
-        return baseline.window(cumulative)
+        var results = baseline.window(cumulative)
+        results.shmUnwatched = unwatchedTargets()
+        return results
+    }
+
+    /// The targets the shm uprobes do not cover, and why (see `ProbeResults.shmUnwatched`).
+    private func unwatchedTargets() -> [Int: String] {
+        guard objects["shm"] != nil else { return [:] }
+        var unwatched: [Int: String] = [:]
+        for (slot, target) in assigned {
+            if target.libraries.isEmpty {
+                unwatched[slot] =
+                    "the shm probe watches the C library's posix_fallocate, ftruncate and unlink, and the "
+                    + "server maps no C library (statically linked, or its maps could not be read)"
+                continue
+            }
+            // Attachments are shared by file (device and inode) between targets that map the same one.
+            let identities = Set(target.libraries.map(\.identity))
+            let failed = uprobeFailures.filter { identities.contains($0.library.identity) }
+            if Set(failed.map(\.library.identity)) == identities {
+                unwatched[slot] =
+                    "the shm probe's uprobes could not be attached to the server's C library: "
+                    + failed.map(\.description).joined(separator: "; ")
+            }
+        }
+        return unwatched
     }
 
     /// Ring-buffer events dropped because nobody collected them in time, since the session began.
@@ -295,6 +320,7 @@ public final class ProbeSession {
         if let shm = objects["shm"] { results.shm = (try? ShmDecoding.read(shm, events: shmEvents)) ?? [:] }
         if let reclaim = objects["reclaim"] { results.reclaim = (try? ReclaimDecoding.read(reclaim)) ?? [:] }
         if let blkio = objects["blkio"] { results.blkio = (try? BlkioDecoding.read(blkio)) ?? [:] }
+        results.shmUnwatched = unwatchedTargets()
         return results
     }
 

@@ -121,4 +121,33 @@ struct PersistentSessionTests {
         #expect(window3.heldBytes == 262_144)
         #expect(window3.peakBytes == 262_144)
     }
+
+    @Test("a target whose server maps no C library, or whose library refuses the uprobes, is reported unwatched")
+    func unwatched() async throws {
+        guard TestEnvironment.require(ProbeTestSupport.canRunBPF, "root and kernel BTF") else { return }
+        let watched = try TestCgroup(["memory"])
+        let staticServer = try TestCgroup(["memory"])
+        let impostor = try TestCgroup(["memory"])
+        let libraries = CLibraryFiles.files(pid: getpid(), host: HostRoot("/"))
+        let library = try #require(libraries.first)
+        // The right path but another file's identity: opening it inside the root finds a
+        // different inode, and the attach is refused.
+        var wrong = library
+        wrong.identity.inode &+= 1
+        let session = ProbeSession(
+            probes: [try #require(ProbeCatalog.named("shm"))], environment: ProbeTestSupport.environment(),
+            btfPath: nil)
+        defer { session.close() }
+        try session.setTargets(slots: [
+            0: ProbeTarget(memoryV1: try watched.id("memory"), libraries: libraries),
+            1: ProbeTarget(memoryV1: try staticServer.id("memory"), libraries: []),
+            2: ProbeTarget(memoryV1: try impostor.id("memory"), libraries: [wrong]),
+        ])
+        session.attach()
+        let results = session.collect()
+        #expect(results.shmUnwatched[0] == nil)
+        #expect(results.shmUnwatched[1]?.contains("maps no C library") == true, "\(results.shmUnwatched)")
+        #expect(results.shmUnwatched[2]?.contains("could not be attached") == true, "\(results.shmUnwatched)")
+        #expect(session.uprobeFailures.map(\.library) == [wrong])
+    }
 }
