@@ -196,8 +196,10 @@ public final class ProbeSession {
     /// Attaches the shm uprobes to the targets' library files (once the probe is attached).
     private func updateUprobes() {
         guard let uprobes else { return }
+        let before = Set(uprobeFailures.map(\.description))
         uprobeFailures = uprobes.update(libraries: libraries)
-        for failure in uprobeFailures {
+        // A library that keeps failing is tried again every window, and logged once.
+        for failure in uprobeFailures where !before.contains(failure.description) {
             LibBPFLog.logger.warning("shm uprobes not attached", metadata: ["library": "\(failure)"])
         }
     }
