@@ -11,6 +11,7 @@ public enum AgentMetric {
     public static let duration = "pgnode_diagnosis_duration_seconds"
     public static let discoveryErrors = "pgnode_discovery_errors_total"
     public static let probeEvents = "pgnode_probe_events_total"
+    public static let probeEventsDropped = "pgnode_probe_events_dropped_total"
     public static let bpfLoaded = "pgnode_bpf_program_loaded"
     public static let buildInfo = "pgnode_build_info"
     public static let startTime = "pgnode_start_time_seconds"
@@ -24,6 +25,10 @@ public enum AgentMetric {
         metrics.declare(duration, .gauge, help: "How long the last diagnosis round took, in seconds.", initial: 0)
         metrics.declare(discoveryErrors, .counter, help: "Container discoveries that failed.", initial: 0)
         metrics.declare(probeEvents, .counter, help: "Events the BPF probes delivered, by probe.")
+        metrics.declare(
+            probeEventsDropped, .counter,
+            help: "Ring-buffer failure events dropped before a window read them (the maps' counts stay exact).",
+            initial: 0)
         metrics.declare(bpfLoaded, .gauge, help: "1 when a BPF program is loaded and attached, 0 when not, by program.")
         metrics.declare(buildInfo, .gauge, help: "Always 1; the version is a label.")
         metrics.set(buildInfo, [("version", PGNodeVersion.current)], 1)

@@ -255,15 +255,6 @@ public final class ProbeSession {
         return readMaps(shmEvents: takeEvents())
     }
 
-    /// Detaches and reads every map at once, without waiting for ring-buffer events (the maps
-    /// hold every failure too): for callers that cannot await, such as an actor that owns the session.
-    public func finishWithoutEvents() -> ProbeResults {
-        detachAll()
-        shmEventTask?.cancel()
-        shmEventTask = nil
-        return readMaps(shmEvents: [])
-    }
-
     /// What the probes saw since the previous call (or since they were attached), while they stay
     /// attached: counters as differences, failures, reclaiming threads and neighbours drained from
     /// their maps, the ring buffer's failures received so far. For an agent that keeps one session.

@@ -33,6 +33,7 @@ actor AgentDiagnosisSource: DiagnosisSource {
     private var session: ProbeSession?
     private var windowStart = Timestamp.now()
     private var statuses: [BPFProbeStatus] = []
+    private var droppedEvents: UInt64 = 0
     private let logger = Logger(label: "pgnode.agent")
 
     init(host: HostRoot, nodeName: String, btfOption: String?, btfArchive: String?, metrics: MetricsRegistry) {
@@ -106,6 +107,11 @@ actor AgentDiagnosisSource: DiagnosisSource {
         var results = ProbeResults()
         if let session {
             results = session.collect()
+            let dropped = session.droppedEvents
+            if dropped > droppedEvents {
+                metrics.add(AgentMetric.probeEventsDropped, [], Double(dropped - droppedEvents))
+                droppedEvents = dropped
+            }
             for (name, count) in Self.eventCounts(results) {
                 metrics.add(AgentMetric.probeEvents, [("probe", name)], Double(count))
             }
