@@ -34,6 +34,8 @@ actor AgentDiagnosisSource: DiagnosisSource {
     private var windowStart = Timestamp.now()
     private var statuses: [BPFProbeStatus] = []
     private var droppedEvents: UInt64 = 0
+    /// Containers without a probe slot at the last discovery.
+    private var unfollowed = 0
     private let logger = Logger(label: "pgnode.agent")
 
     init(host: HostRoot, nodeName: String, btfOption: String?, btfArchive: String?, metrics: MetricsRegistry) {
@@ -83,11 +85,13 @@ actor AgentDiagnosisSource: DiagnosisSource {
             windowStart = Timestamp.now()
             record(session.outcomes)
         }
-        if found.count > assigned.count {
+        // Logged when the number of containers without a slot changes, not every window.
+        if found.count - assigned.count != unfollowed, found.count > assigned.count {
             logger.warning(
                 "more PostgreSQL containers than probe slots: the probes follow the first ones",
                 metadata: ["containers": "\(found.count)", "slots": "\(PGN_MAX_TARGETS)"])
         }
+        unfollowed = found.count - assigned.count
         return Set(found.map(\.container.id))
     }
 
