@@ -36,17 +36,6 @@ private func programIDs(ofProcess pid: Int32) -> Set<Int64> {
     return ids
 }
 
-/// How many BPF links a process holds open (a link's fdinfo says `link_type:`).
-private func linkCount(ofProcess pid: Int32) -> Int {
-    let dir = "/proc/\(pid)/fdinfo"
-    var count = 0
-    for entry in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
-        guard let text = try? String(contentsOfFile: "\(dir)/\(entry)", encoding: .utf8) else { continue }
-        if text.contains("link_type:") { count += 1 }
-    }
-    return count
-}
-
 @Suite("pgnode check with BPF", .serialized, .enabled(if: TestEnvironment.privilegedTestsEnabled))
 struct BPFCheckCommandTests {
     var canRun: Bool {
@@ -175,7 +164,7 @@ struct BPFCheckCommandTests {
             // posix_fallocate64, ftruncate and unlink at entry and return; one per other program).
             while Date() < deadline {
                 held = programIDs(ofProcess: process.pid)
-                links = linkCount(ofProcess: process.pid)
+                links = bpfLinkCount(ofProcess: process.pid)
                 if held.count >= 13 && links >= 15 { break }
                 usleep(100_000)
             }

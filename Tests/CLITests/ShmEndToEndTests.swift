@@ -40,17 +40,6 @@ struct ShmEndToEndTests {
         return result
     }
 
-    /// How many BPF links process `pid` holds (a link's fdinfo has `link_type:`).
-    func links(ofProcess pid: Int32) -> Int {
-        let dir = "/proc/\(pid)/fdinfo"
-        var count = 0
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
-            guard let text = try? String(contentsOfFile: "\(dir)/\(entry)", encoding: .utf8) else { continue }
-            if text.contains("link_type:") { count += 1 }
-        }
-        return count
-    }
-
     /// Runs `pgnode check --container <id> --duration <seconds>` and, once its probes are
     /// attached, `workload`; returns the findings and what the workload returned.
     func observe<T>(
@@ -68,11 +57,11 @@ struct ShmEndToEndTests {
         // posix_fallocate64, ftruncate and unlink, at entry and return); wait for them, and a
         // little for the others.
         let deadline = Date().addingTimeInterval(Double(seconds) / 2)
-        while links(ofProcess: process.pid) < 8 && Date() < deadline && process.isRunning {
+        while bpfLinkCount(ofProcess: process.pid) < 8 && Date() < deadline && process.isRunning {
             usleep(50_000)
         }
         try #require(
-            links(ofProcess: process.pid) >= 8, "pgnode did not attach its shm probe in time")
+            bpfLinkCount(ofProcess: process.pid) >= 8, "pgnode did not attach its shm probe in time")
         usleep(200_000)
         let result = try workload()
         let (status, _) = process.wait(timeout: Double(seconds) + 120)

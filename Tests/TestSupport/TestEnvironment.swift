@@ -108,3 +108,14 @@ public enum Fixtures {
         return String(cString: result)
     }
 }
+
+/// How many BPF links process `pid` holds open (a link's fdinfo has `link_type:`).
+public func bpfLinkCount(ofProcess pid: Int32) -> Int {
+    let dir = "/proc/\(pid)/fdinfo"
+    var count = 0
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
+        guard let text = try? String(contentsOfFile: "\(dir)/\(entry)", encoding: .utf8) else { continue }
+        if text.contains("link_type:") { count += 1 }
+    }
+    return count
+}
