@@ -34,7 +34,8 @@ public struct ShipperConfiguration: Sendable {
     public var queueCapacity: Int
     /// Backoff between attempts.
     public var backoff: Backoff
-    /// The longest `Retry-After` honoured, in seconds.
+    /// The longest `Retry-After` honoured, in seconds: a longer one (or a date further ahead) waits
+    /// this long.
     public var maxRetryAfter: Double
 
     /// A configuration with the agent's defaults.
@@ -42,7 +43,7 @@ public struct ShipperConfiguration: Sendable {
         url: String, format: EndpointFormat, index: String = "pgnode-findings", gzip: Bool = true,
         tokenFile: String? = nil, requestTimeout: Double = 30, batchMaxFindings: Int = 500,
         batchMaxBytes: Int = 1 << 20, batchWait: Double = 1, queueCapacity: Int = 10_000,
-        backoff: Backoff = Backoff(), maxRetryAfter: Double = 600
+        backoff: Backoff = Backoff(), maxRetryAfter: Double = RetryAfter.defaultMaximum
     ) {
         self.url = url
         self.format = format
@@ -330,7 +331,9 @@ public final class Shipper: FindingSink, @unchecked Sendable {
         case 200..<300:
             accepted(segment, records, response)
         case 408, 429, 500...599:
-            let retryAfter = response.header("retry-after").flatMap { RetryAfter.seconds($0, now: Timestamp.now()) }
+            let retryAfter = response.header("retry-after").flatMap {
+                RetryAfter.seconds($0, now: Timestamp.now(), maximum: configuration.maxRetryAfter)
+            }
             retry(reason: "http_\(response.status)", message: Self.message(response), retryAfter: retryAfter)
         default:
             let message = Self.message(response)
@@ -407,8 +410,10 @@ public final class Shipper: FindingSink, @unchecked Sendable {
         metrics.add(Metric.failures, [("reason", reason)])
         metrics.add(Metric.retries)
         var delay = configuration.backoff.delay(attempt: attempt)
-        if let retryAfter { delay = min(max(retryAfter, 0), configuration.maxRetryAfter) }
-        attempt += 1
+        if let retryAfter, !retryAfter.isNaN { delay = min(max(retryAfter, 0), configuration.maxRetryAfter) }
+        // A policy that gives no finite wait must neither stall delivery for ever nor spin.
+        if !delay.isFinite || delay < 0 { delay = Backoff().maximum }
+        attempt = min(attempt, 1 << 20) + 1
         nextAttempt = MonotonicClock.now() + delay
         logger.warning(
             "delivery failed; will retry",
