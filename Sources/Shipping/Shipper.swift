@@ -121,6 +121,21 @@ public final class Shipper: FindingSink, @unchecked Sendable {
         self.logger = logger
         Self.declare(metrics)
         if spool.quarantined > 0 { metrics.add(Metric.quarantined, [], Double(spool.quarantined)) }
+        for segment in spool.quarantinedAtOpen {
+            logger.error(
+                "damaged spool segment quarantined",
+                metadata: [
+                    "segment": "\(segment.name)", "reason": "\(segment.reason)", "spool_dir": "\(spool.directory)",
+                ])
+        }
+        if spool.quarantined > spool.quarantinedAtOpen.count {
+            logger.error(
+                "more damaged spool segments quarantined",
+                metadata: [
+                    "segments": "\(spool.quarantined - spool.quarantinedAtOpen.count)",
+                    "spool_dir": "\(spool.directory)",
+                ])
+        }
         updateSpoolGauges()
     }
 
@@ -292,6 +307,18 @@ public final class Shipper: FindingSink, @unchecked Sendable {
             logger.error(
                 "damaged spool segment quarantined and skipped",
                 metadata: ["segment": "\(segment.path ?? "memory")", "reason": "\(reason)"])
+            return
+        case .unavailable(let reason):
+            // Nothing wrong with the segment: read it again after the backoff.
+            retry(
+                reason: "spool_read", message: "cannot read spool segment \(segment.path ?? ""): \(reason)",
+                retryAfter: nil)
+            return
+        case .gone(let reason):
+            metrics.add(Metric.dropped, [("reason", "spool_gone")], Double(segment.count))
+            logger.error(
+                "spool segment removed by something else; its findings are lost",
+                metadata: ["segment": "\(segment.path ?? "")", "findings": "\(segment.count)", "error": "\(reason)"])
             return
         }
         if records.isEmpty {

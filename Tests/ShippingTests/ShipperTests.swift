@@ -1,8 +1,9 @@
 import Foundation
 import PGNodeModel
-import Shipping
 import TestSupport
 import Testing
+
+@testable import Shipping
 
 /// Delivery through libcurl to a receiver on 127.0.0.1, with faults.
 @Suite("Shipper against a local receiver", .serialized)
@@ -11,7 +12,8 @@ struct ShipperTests {
     func shipper(
         url: String, format: EndpointFormat = .ndjson, spoolDir: String, logs: LogCapture = LogCapture(),
         tokenFile: String? = nil, requestTimeout: Double = 5, batchMaxFindings: Int = 500, batchMaxBytes: Int = 1 << 20,
-        queueCapacity: Int = 10_000, maxRetryAfter: Double = RetryAfter.defaultMaximum, start: Bool = true
+        queueCapacity: Int = 10_000, maxRetryAfter: Double = RetryAfter.defaultMaximum, spoolReader: SpoolReader? = nil,
+        start: Bool = true
     ) throws -> (Shipper, MetricsRegistry) {
         let metrics = MetricsRegistry()
         let shipper = Shipper(
@@ -21,7 +23,7 @@ struct ShipperTests {
                 batchWait: 0.05, queueCapacity: queueCapacity, backoff: Backoff(initial: 0.1, maximum: 0.4),
                 maxRetryAfter: maxRetryAfter),
             transport: CurlHTTPClient(connectTimeout: 1),
-            spool: try Spool(directory: spoolDir, maxBytes: 64 << 20),
+            spool: try Spool(directory: spoolDir, maxBytes: 64 << 20, reader: spoolReader ?? .fileSystem),
             deadLetter: DeadLetterFile(path: "\(spoolDir)/dead-letter.ndjson"), metrics: metrics, logger: logs.logger)
         if start { shipper.start() }
         return (shipper, metrics)
@@ -385,6 +387,45 @@ struct ShipperTests {
         #expect(Self.deliveredIDs(requests, .ndjson) == (batches[0] + batches[2]).map(\.id))
         #expect(metrics.value(Shipper.Metric.quarantined) == 1)
         #expect(FileManager.default.fileExists(atPath: "\(spoolDir)/quarantine/\(middle)"))
+    }
+
+    @Test("a spool segment that cannot be read for a moment (too many open files) is retried, not quarantined")
+    func transientSpoolRead() throws {
+        let spoolDir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: spoolDir) }
+        let findings = Sample.many(3)
+        do { try Spool(directory: spoolDir, maxBytes: 1 << 20).append(Sample.records(findings)) }
+        let failing = FailingReader(failures: 0, code: EMFILE)
+        let receiver = try Receiver(mode: "ndjson")
+        let logs = LogCapture()
+        let (shipper, metrics) = try shipper(
+            url: receiver.url(), spoolDir: spoolDir, logs: logs, spoolReader: failing.reader, start: false)
+        failing.fail(next: 2)
+        shipper.start()
+        let requests = receiver.wait { Self.deliveredIDs($0, .ndjson).count >= 3 }
+        shipper.shutdown(grace: 2)
+        #expect(Self.deliveredIDs(requests, .ndjson) == findings.map(\.id))
+        #expect(metrics.value(Shipper.Metric.failures, [("reason", "spool_read")]) == 2)
+        #expect(metrics.value(Shipper.Metric.quarantined) == 0)
+        #expect(logs.all.filter { $0.contains("reason=spool_read") }.count == 2)
+        #expect(!FileManager.default.fileExists(atPath: "\(spoolDir)/quarantine"))
+    }
+
+    @Test("segments damaged before the start are quarantined with one log line each")
+    func quarantinedAtStart() throws {
+        let spoolDir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: spoolDir) }
+        try Data("{}\n".utf8).write(to: URL(fileURLWithPath: "\(spoolDir)/segment-00000000000000000001.ndjson"))
+        try Data("x".utf8).write(to: URL(fileURLWithPath: "\(spoolDir)/segment-18446744073709551615.ndjson"))
+        let logs = LogCapture()
+        let (shipper, metrics) = try shipper(url: "http://127.0.0.1:1", spoolDir: spoolDir, logs: logs, start: false)
+        shipper.shutdown(grace: 0)
+        let lines = logs.all.filter { $0.contains("damaged spool segment quarantined") }
+        #expect(lines.count == 2)
+        #expect(
+            lines.contains { $0.contains("segment-00000000000000000001.ndjson") && $0.contains("reason=bad header") })
+        #expect(lines.contains { $0.contains("segment-18446744073709551615.ndjson") && $0.contains("20-digit") })
+        #expect(metrics.value(Shipper.Metric.quarantined) == 2)
     }
 
     @Test("the bearer token follows the token file and is never logged")
