@@ -9,10 +9,14 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
 }
 
 /// A strict JSON parser (RFC 8259) for files that containers and runtimes write: config.json,
-/// runtime state. Depth and size are bounded so that hostile input cannot exhaust the agent.
+/// runtime state. Depth and size are bounded so that hostile input cannot exhaust the agent, and
+/// an object with many members is built in time linear in its size (see `JSONObject`). A key that
+/// appears twice in an object keeps its first place and takes the last value.
 public struct JSONParser {
     /// The deepest nesting accepted.
     public static let maxDepth = 256
+    /// The largest text accepted, in bytes (callers read files with smaller bounds of their own).
+    public static let maxBytes = 16 << 20
 
     private let bytes: [UInt8]
     private var index = 0
@@ -26,6 +30,9 @@ public struct JSONParser {
 
     /// Parses one JSON value from UTF-8 bytes.
     public static func parse(bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
+        guard bytes.count <= maxBytes else {
+            throw JSONParseError(message: "text larger than \(maxBytes) bytes", offset: 0)
+        }
         var parser = JSONParser(bytes)
         parser.skipSpace()
         let value = try parser.parseValue(depth: 0)
@@ -37,7 +44,12 @@ public struct JSONParser {
     private func error(_ message: String) -> JSONParseError { JSONParseError(message: message, offset: index) }
 
     private mutating func skipSpace() {
-        while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x09, 0x0A, 0x0D: index += 1
+            default: return
+            }
+        }
     }
 
     private mutating func parseValue(depth: Int) throws(JSONParseError) -> JSONValue {

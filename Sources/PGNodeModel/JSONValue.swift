@@ -59,9 +59,20 @@ public enum JSONValue: Sendable, Equatable {
 }
 
 /// A JSON object that keeps its keys in the order they were set.
+///
+/// Small objects (most of a finding's) find a key by scanning their few members; past
+/// `indexThreshold` members the object also keeps a hash index from key to position, so setting
+/// or reading a key stays O(1) amortized however many members it has (a runtime state file with
+/// tens of thousands of labels). Keys compare as Swift strings do (canonical equivalence), the same
+/// with or without the index.
 public struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
     /// The members, in order; keys are unique.
     public private(set) var members: [(key: String, value: JSONValue)] = []
+    /// The position of each key in `members`, once there are more than `indexThreshold` members.
+    private var positions: [String: Int]?
+
+    /// How many members an object holds before it builds its index.
+    static let indexThreshold = 16
 
     /// An empty object.
     public init() {}
@@ -70,16 +81,49 @@ public struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
         for (key, value) in elements { self[key] = value }
     }
 
+    /// Whether lookups go through the hash index (for tests).
+    var isIndexed: Bool { positions != nil }
+
+    /// Where `key` is in `members`.
+    private func position(of key: String) -> Int? {
+        if let positions { return positions[key] }
+        return members.firstIndex(where: { $0.key == key })
+    }
+
     /// Reads or sets a member; setting nil removes it, setting an existing key keeps its place.
     public subscript(key: String) -> JSONValue? {
-        get { members.first(where: { $0.key == key })?.value }
+        get { position(of: key).map { members[$0].value } }
         set {
-            if let index = members.firstIndex(where: { $0.key == key }) {
-                if let newValue { members[index].value = newValue } else { members.remove(at: index) }
+            if let index = position(of: key) {
+                if let newValue {
+                    members[index].value = newValue
+                } else {
+                    remove(at: index)
+                }
             } else if let newValue {
                 members.append((key, newValue))
+                if positions != nil {
+                    positions?[key] = members.count - 1
+                } else if members.count > Self.indexThreshold {
+                    buildIndex()
+                }
             }
         }
+    }
+
+    /// Removes the member at `index`; the members after it move up one place.
+    private mutating func remove(at index: Int) {
+        let removed = members.remove(at: index)
+        guard positions != nil else { return }
+        positions?[removed.key] = nil
+        for later in index..<members.count { positions?[members[later].key] = later }
+    }
+
+    private mutating func buildIndex() {
+        var index: [String: Int] = [:]
+        index.reserveCapacity(members.count * 2)
+        for (position, member) in members.enumerated() { index[member.key] = position }
+        positions = index
     }
 
     /// The keys, in order.

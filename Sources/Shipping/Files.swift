@@ -17,28 +17,54 @@ public struct FileError: Error, Sendable, CustomStringConvertible {
         self.operation = operation
         self.code = code
     }
+
+    /// Whether trying again later may succeed: the process or the system ran out of descriptors or
+    /// memory, an I/O error, an interrupted or would-block call. The file itself says nothing here.
+    public var isTransient: Bool {
+        [EMFILE, ENFILE, EIO, EINTR, EAGAIN, ENOMEM, ENOBUFS].contains(code)
+    }
 }
 
 /// The few file operations the spool, the dead-letter file and the token file need, on plain
 /// POSIX calls.
 enum Files {
-    /// The whole file; fails above `limit` bytes.
-    static func read(_ path: String, limit: Int = 256 << 20) throws(FileError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+    /// At most `limit` bytes from the start of the regular file at `path`. The open never blocks
+    /// (`O_NONBLOCK`, so a FIFO put there cannot hang the caller) and anything but a regular file is
+    /// refused before a byte is read; with `followSymlinks` false a symbolic link is refused too.
+    static func readPrefix(_ path: String, limit: Int, followSymlinks: Bool = true) throws(FileError) -> [UInt8] {
+        let flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | (followSymlinks ? 0 : O_NOFOLLOW)
+        let fd = open(path, flags)
         guard fd >= 0 else { throw FileError(operation: "open \(path)", code: errno) }
         defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw FileError(operation: "fstat \(path)", code: errno) }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw FileError(operation: "\(path) is not a regular file", code: EINVAL)
+        }
+        let limit = max(0, limit)
         var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        var chunk = [UInt8](repeating: 0, count: min(limit, 64 << 10))
+        while out.count < limit {
+            let want = min(chunk.count, limit - out.count)
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, want) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw FileError(operation: "read \(path)", code: errno)
             }
-            if n == 0 { return out }
+            if n == 0 { break }
             out += chunk[0..<n]
-            if out.count > limit { throw FileError(operation: "read \(path) (over \(limit) bytes)", code: EFBIG) }
         }
+        return out
+    }
+
+    /// The whole regular file (see `readPrefix`); fails above `limit` bytes.
+    static func read(_ path: String, limit: Int = 256 << 20, followSymlinks: Bool = true) throws(FileError) -> [UInt8] {
+        let limit = min(max(0, limit), Int.max - 1)
+        let bytes = try readPrefix(path, limit: limit + 1, followSymlinks: followSymlinks)
+        guard bytes.count <= limit else {
+            throw FileError(operation: "read \(path) (over \(limit) bytes)", code: EFBIG)
+        }
+        return bytes
     }
 
     /// Writes all of `bytes` to `fd`.
@@ -129,5 +155,12 @@ enum Files {
     static func size(_ path: String) -> Int64? {
         var info = stat()
         return stat(path, &info) == 0 ? Int64(info.st_size) : nil
+    }
+
+    /// When the inode at `path` last changed (a rename sets it): seconds and nanoseconds, or nil.
+    static func changeTime(_ path: String) -> (seconds: Int64, nanoseconds: Int64)? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        return (Int64(info.st_ctim.tv_sec), Int64(info.st_ctim.tv_nsec))
     }
 }

@@ -57,7 +57,8 @@ public struct RecordError: Error, Sendable, CustomStringConvertible {
 }
 
 extension Timestamp {
-    /// Parses RFC 3339 UTC as findings write it (`YYYY-MM-DDTHH:MM:SS[.fraction]Z`); nil otherwise.
+    /// Parses RFC 3339 UTC as findings write it (`YYYY-MM-DDTHH:MM:SS[.fraction]Z`); nil otherwise,
+    /// and nil for an instant a `Timestamp` cannot hold (before 1677 or after 2262).
     public init?(rfc3339 text: String) {
         let b = Array(text.utf8)
         guard b.count >= 20, b[4] == 45, b[7] == 45, b[10] == 84 || b[10] == 116, b[13] == 58, b[16] == 58,
@@ -84,8 +85,18 @@ extension Timestamp {
         } else if end != 19 {
             return nil
         }
-        let days = Timestamp.days(year: year, month: month, day: day)
-        self.init(nanoseconds: ((days * 86_400 + hour * 3600 + minute * 60 + second) * 1_000_000_000) + fraction)
+        // Years 0–9999 are at most ~3×10¹¹ s from the epoch; in nanoseconds only 1677–2262 fit.
+        let seconds = Timestamp.days(year: year, month: month, day: day) * 86_400 + hour * 3600 + minute * 60 + second
+        // Before the epoch, start from the next second so that the last representable one fits.
+        let (whole, overflow) =
+            seconds >= 0
+            ? seconds.multipliedReportingOverflow(by: 1_000_000_000)
+            : (seconds + 1).multipliedReportingOverflow(by: 1_000_000_000)
+        let (nanoseconds, overflowAgain) =
+            seconds >= 0
+            ? whole.addingReportingOverflow(fraction) : whole.subtractingReportingOverflow(1_000_000_000 - fraction)
+        guard !overflow, !overflowAgain else { return nil }
+        self.init(nanoseconds: nanoseconds)
     }
 
     /// Days since the epoch of a proleptic Gregorian date (Howard Hinnant's algorithm).

@@ -28,7 +28,8 @@ public struct TLSOptions: Sendable, Equatable {
 public struct HTTPResponse: Sendable {
     /// The status code.
     public var status: Int
-    /// Header fields with lowercased names, in order.
+    /// Header fields with lowercased names, in order (the client keeps at most
+    /// `CurlHTTPClient.headerLimit` of them, each at most `headerLineLimit` bytes).
     public var headers: [(name: String, value: String)]
     /// The body (truncated at the client's limit).
     public var body: [UInt8]
@@ -64,8 +65,14 @@ public final class CurlHTTPClient: HTTPTransport {
     private let handle: UnsafeMutableRawPointer
     private let tls: TLSOptions
     private let connectTimeout: Double
-    /// The largest response body kept (Elasticsearch bulk responses for big batches included).
+    /// The largest response body kept (Elasticsearch bulk responses for big batches included);
+    /// the rest is read and dropped.
     public static let responseLimit = 8 << 20
+    /// The most header fields kept from one response; later ones are dropped.
+    public static let headerLimit = 100
+    /// The longest header line kept, in bytes; a longer one is dropped (libcurl itself refuses
+    /// lines over 100 KiB).
+    public static let headerLineLimit = 8 << 10
 
     /// A client; `connectTimeout` is in seconds.
     public init(tls: TLSOptions = TLSOptions(), connectTimeout: Double = 5) {
@@ -100,8 +107,8 @@ public final class CurlHTTPClient: HTTPTransport {
         list = curl_slist_append(list, "Expect:")
         defer { curl_slist_free_all(list) }
 
-        let timeoutMs = max(1, Int(timeout * 1000))
-        let connectMs = max(1, min(timeoutMs, Int(connectTimeout * 1000)))
+        let timeoutMs = Self.milliseconds(timeout)
+        let connectMs = min(timeoutMs, Self.milliseconds(connectTimeout))
         _ = pgnode_curl_setopt_string(handle, CURLOPT_URL, url)
         _ = pgnode_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
         _ = pgnode_curl_setopt_long(handle, CURLOPT_POST, 1)
@@ -117,7 +124,9 @@ public final class CurlHTTPClient: HTTPTransport {
         if let key = tls.keyFile { _ = pgnode_curl_setopt_string(handle, CURLOPT_SSLKEY, key) }
         _ = pgnode_curl_setopt_write_callback(handle, CURLOPT_WRITEFUNCTION) { data, size, count, context in
             let collector = Unmanaged<Collector>.fromOpaque(context!).takeUnretainedValue()
-            let n = size * count
+            // libcurl passes size 1; a product that does not fit is refused (ends the transfer).
+            let (n, overflow) = size.multipliedReportingOverflow(by: count)
+            guard !overflow else { return 0 }
             if let data, collector.body.count < CurlHTTPClient.responseLimit {
                 let keep = min(n, CurlHTTPClient.responseLimit - collector.body.count)
                 data.withMemoryRebound(to: UInt8.self, capacity: keep) {
@@ -129,14 +138,15 @@ public final class CurlHTTPClient: HTTPTransport {
         _ = pgnode_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, context)
         _ = pgnode_curl_setopt_write_callback(handle, CURLOPT_HEADERFUNCTION) { data, size, count, context in
             let collector = Unmanaged<Collector>.fromOpaque(context!).takeUnretainedValue()
-            let n = size * count
-            guard let data else { return n }
+            let (n, overflow) = size.multipliedReportingOverflow(by: count)
+            guard !overflow else { return 0 }
+            guard let data, n <= CurlHTTPClient.headerLineLimit else { return n }
             let line = data.withMemoryRebound(to: UInt8.self, capacity: n) {
                 String(decoding: UnsafeBufferPointer(start: $0, count: n), as: UTF8.self)
             }
             if line.hasPrefix("HTTP/") {
                 collector.headers.removeAll()  // a new response (after 1xx); keep only its headers
-            } else if let colon = line.firstIndex(of: ":") {
+            } else if collector.headers.count < CurlHTTPClient.headerLimit, let colon = line.firstIndex(of: ":") {
                 let name = line[..<colon].lowercased()
                 let value = line[line.index(after: colon)...].trimmingCharacters(in: " \t\r\n")
                 collector.headers.append((name, value))
@@ -162,6 +172,14 @@ public final class CurlHTTPClient: HTTPTransport {
         var status = 0
         _ = pgnode_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
         return HTTPResponse(status: status, headers: collector.headers, body: collector.body)
+    }
+}
+
+extension CurlHTTPClient {
+    /// A timeout in whole milliseconds for libcurl: at least 1, at most a day; NaN gives 1.
+    static func milliseconds(_ seconds: Double) -> Int {
+        guard seconds > 0.001 else { return 1 }
+        return Int(min(seconds, 86_400) * 1000)
     }
 }
 

@@ -34,7 +34,8 @@ public struct ShipperConfiguration: Sendable {
     public var queueCapacity: Int
     /// Backoff between attempts.
     public var backoff: Backoff
-    /// The longest `Retry-After` honoured, in seconds.
+    /// The longest `Retry-After` honoured, in seconds: a longer one (or a date further ahead) waits
+    /// this long.
     public var maxRetryAfter: Double
 
     /// A configuration with the agent's defaults.
@@ -42,7 +43,7 @@ public struct ShipperConfiguration: Sendable {
         url: String, format: EndpointFormat, index: String = "pgnode-findings", gzip: Bool = true,
         tokenFile: String? = nil, requestTimeout: Double = 30, batchMaxFindings: Int = 500,
         batchMaxBytes: Int = 1 << 20, batchWait: Double = 1, queueCapacity: Int = 10_000,
-        backoff: Backoff = Backoff(), maxRetryAfter: Double = 600
+        backoff: Backoff = Backoff(), maxRetryAfter: Double = RetryAfter.defaultMaximum
     ) {
         self.url = url
         self.format = format
@@ -120,6 +121,21 @@ public final class Shipper: FindingSink, @unchecked Sendable {
         self.logger = logger
         Self.declare(metrics)
         if spool.quarantined > 0 { metrics.add(Metric.quarantined, [], Double(spool.quarantined)) }
+        for segment in spool.quarantinedAtOpen {
+            logger.error(
+                "damaged spool segment quarantined",
+                metadata: [
+                    "segment": "\(segment.name)", "reason": "\(segment.reason)", "spool_dir": "\(spool.directory)",
+                ])
+        }
+        if spool.quarantined > spool.quarantinedAtOpen.count {
+            logger.error(
+                "more damaged spool segments quarantined",
+                metadata: [
+                    "segments": "\(spool.quarantined - spool.quarantinedAtOpen.count)",
+                    "spool_dir": "\(spool.directory)",
+                ])
+        }
         updateSpoolGauges()
     }
 
@@ -292,6 +308,18 @@ public final class Shipper: FindingSink, @unchecked Sendable {
                 "damaged spool segment quarantined and skipped",
                 metadata: ["segment": "\(segment.path ?? "memory")", "reason": "\(reason)"])
             return
+        case .unavailable(let reason):
+            // Nothing wrong with the segment: read it again after the backoff.
+            retry(
+                reason: "spool_read", message: "cannot read spool segment \(segment.path ?? ""): \(reason)",
+                retryAfter: nil)
+            return
+        case .gone(let reason):
+            metrics.add(Metric.dropped, [("reason", "spool_gone")], Double(segment.count))
+            logger.error(
+                "spool segment removed by something else; its findings are lost",
+                metadata: ["segment": "\(segment.path ?? "")", "findings": "\(segment.count)", "error": "\(reason)"])
+            return
         }
         if records.isEmpty {
             spool.remove(segment)
@@ -330,7 +358,9 @@ public final class Shipper: FindingSink, @unchecked Sendable {
         case 200..<300:
             accepted(segment, records, response)
         case 408, 429, 500...599:
-            let retryAfter = response.header("retry-after").flatMap { RetryAfter.seconds($0, now: Timestamp.now()) }
+            let retryAfter = response.header("retry-after").flatMap {
+                RetryAfter.seconds($0, now: Timestamp.now(), maximum: configuration.maxRetryAfter)
+            }
             retry(reason: "http_\(response.status)", message: Self.message(response), retryAfter: retryAfter)
         default:
             let message = Self.message(response)
@@ -407,8 +437,10 @@ public final class Shipper: FindingSink, @unchecked Sendable {
         metrics.add(Metric.failures, [("reason", reason)])
         metrics.add(Metric.retries)
         var delay = configuration.backoff.delay(attempt: attempt)
-        if let retryAfter { delay = min(max(retryAfter, 0), configuration.maxRetryAfter) }
-        attempt += 1
+        if let retryAfter, !retryAfter.isNaN { delay = min(max(retryAfter, 0), configuration.maxRetryAfter) }
+        // A policy that gives no finite wait must neither stall delivery for ever nor spin.
+        if !delay.isFinite || delay < 0 { delay = Backoff().maximum }
+        attempt = min(attempt, 1 << 20) + 1
         nextAttempt = MonotonicClock.now() + delay
         logger.warning(
             "delivery failed; will retry",

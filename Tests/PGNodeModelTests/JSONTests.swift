@@ -1,5 +1,6 @@
-import PGNodeModel
 import Testing
+
+@testable import PGNodeModel
 
 @Suite("JSON values, writer and parser")
 struct JSONTests {
@@ -49,6 +50,78 @@ struct JSONTests {
     )
     func malformed(_ text: String) {
         #expect(throws: JSONParseError.self) { try JSONParser.parse(text) }
+    }
+
+    @Test("an object with 30,000 keys (runtime state labels): every key found through the hash index, order kept")
+    func manyKeys() throws {
+        let count = 30_000
+        let members = (0..<count).map { "\"io.example/label-\($0)\":\"v\($0)\"" }
+        let text = "{\"annotations\":{" + members.joined(separator: ",") + "}}"
+        let value = try JSONParser.parse(text)
+        let labels = try #require(value["annotations"]?.objectValue)
+        #expect(labels.isIndexed)
+        #expect(labels.members.count == count)
+        #expect(labels.keys == (0..<count).map { "io.example/label-\($0)" })
+        #expect((0..<count).allSatisfy { labels["io.example/label-\($0)"] == .string("v\($0)") })
+        #expect(labels["io.example/label-\(count)"] == nil)
+        #expect(JSONWriter.string(value) == text)  // the writer keeps the order
+    }
+
+    @Test("duplicate keys: the first place, the last value — with or without the index")
+    func duplicateKeys() throws {
+        #expect(JSONWriter.string(try JSONParser.parse(#"{"a":1,"b":2,"a":3}"#)) == #"{"a":3,"b":2}"#)
+        let unique = 1000
+        var members = (0..<unique).map { "\"k\($0)\":\($0)" }
+        members += (0..<unique).filter { $0 % 3 == 0 }.map { "\"k\($0)\":-\($0)" }
+        let object = try #require(JSONParser.parse("{" + members.joined(separator: ",") + "}").objectValue)
+        #expect(object.isIndexed)
+        #expect(object.keys == (0..<unique).map { "k\($0)" })
+        #expect((0..<unique).allSatisfy { object["k\($0)"] == .int(Int64($0 % 3 == 0 ? -$0 : $0)) })
+    }
+
+    @Test("removing and re-adding members of an indexed object keeps lookups and order right")
+    func indexedRemoval() {
+        var object = JSONObject()
+        for i in 0..<100 { object["k\(i)"] = .int(Int64(i)) }
+        #expect(object.isIndexed)
+        for i in stride(from: 0, to: 100, by: 2) { object["k\(i)"] = nil }
+        object["k1"] = "one"
+        object["k0"] = "zero"
+        #expect(object.keys == stride(from: 1, to: 100, by: 2).map { "k\($0)" } + ["k0"])
+        #expect(object["k1"] == "one")
+        #expect(object["k0"] == "zero")
+        #expect(object["k2"] == nil)
+        #expect(stride(from: 3, to: 100, by: 2).allSatisfy { object["k\($0)"] == .int(Int64($0)) })
+        // Equality is by members in order, not by how lookups are done.
+        var small = JSONObject()
+        for key in object.keys { small[key] = object[key] }
+        #expect(small == object)
+    }
+
+    @Test("keys are compared as Swift strings are, the same with and without the index")
+    func canonicalKeys() throws {
+        let composed = "\u{E9}"  // é
+        let decomposed = "e\u{301}"  // e + combining acute accent
+        var small: JSONObject = [composed: 1]
+        small[decomposed] = 2
+        var large = JSONObject()
+        for i in 0..<50 { large["k\(i)"] = .int(Int64(i)) }
+        large[composed] = 1
+        large[decomposed] = 2
+        #expect(small.keys.count == 1 && small[composed] == 2)
+        #expect(large.keys.count == 51 && large[composed] == 2)
+    }
+
+    @Test("a text larger than the parser's bound is refused before parsing")
+    func sizeBound() throws {
+        let text = "\"" + String(repeating: "a", count: JSONParser.maxBytes) + "\""
+        #expect(throws: JSONParseError(message: "text larger than \(JSONParser.maxBytes) bytes", offset: 0)) {
+            try JSONParser.parse(text)
+        }
+        let deep = String(repeating: "[", count: JSONParser.maxDepth + 1) + String(repeating: "]", count: 257)
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(deep) }
+        let deepest = String(repeating: "[", count: JSONParser.maxDepth) + String(repeating: "]", count: 256)
+        #expect(try JSONParser.parse(deepest).arrayValue?.count == 1)
     }
 
     @Test("huge integers fall back to doubles")

@@ -10,6 +10,8 @@ request to --log: {"t": epoch seconds, "method", "path", "headers" (lowercased),
   --hang-first N --hang-seconds S                   hold the first N requests S seconds, then 200
   --reject-status S                                 answer S (e.g. 400) to every request
   --retry-after-date S                              Retry-After as an HTTP date S seconds ahead
+  --extra-headers N [--long-header-bytes B]         add N filler header fields (and one of B bytes) to every answer
+  --body-bytes N                                    answer a success with a body of N bytes
   --es-reject-id ID                                 (elasticsearch) refuse that _id with a mapping error
   --es-busy-id ID                                   (elasticsearch) answer 429 for that item, once
   --tls-cert C --tls-key K [--tls-client-ca CA]     HTTPS (and require a client certificate)
@@ -36,6 +38,9 @@ parser.add_argument("--fail-status", type=int, default=500)
 parser.add_argument("--retry-after", default=None)
 parser.add_argument("--retry-after-date", type=float, default=None,
                     help="send Retry-After as an HTTP date this many seconds ahead")
+parser.add_argument("--extra-headers", type=int, default=0, help="add this many filler header fields to every answer")
+parser.add_argument("--long-header-bytes", type=int, default=0, help="add one header field this long to every answer")
+parser.add_argument("--body-bytes", type=int, default=0, help="answer a success with a body this long")
 parser.add_argument("--hang-first", type=int, default=0)
 parser.add_argument("--hang-seconds", type=float, default=5)
 parser.add_argument("--reject-status", type=int, default=0)
@@ -97,7 +102,13 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def answer(self, status, body=b"", content_type="application/json", extra=None):
+        if args.body_bytes and 200 <= status < 300:
+            body = b"x" * args.body_bytes
         self.send_response(status)
+        if args.long_header_bytes:
+            self.send_header("X-Long", "y" * args.long_header_bytes)
+        for i in range(args.extra_headers):
+            self.send_header("X-Filler-%d" % i, "filler")
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for k, v in (extra or {}).items():

@@ -1,5 +1,7 @@
 import PGNodeModel
-import Shipping
+import Synchronization
+
+@testable import Shipping
 
 /// Findings for the shipping tests: a node finding and container findings with varied evidence.
 enum Sample {
@@ -36,4 +38,31 @@ enum Sample {
     }
 
     static func records(_ findings: [Finding]) -> [FindingRecord] { findings.map(FindingRecord.init) }
+}
+
+/// A reader that fails its next `failures` reads with `code`, then reads the file system.
+final class FailingReader: Sendable {
+    let failures: Mutex<Int>
+    let code: Int32
+    let calls = Mutex(0)
+
+    init(failures: Int, code: Int32) {
+        self.failures = Mutex(failures)
+        self.code = code
+    }
+
+    func fail(next count: Int) { failures.withLock { $0 = count } }
+
+    var reader: SpoolReader {
+        SpoolReader { path, limit throws(FileError) in
+            self.calls.withLock { $0 += 1 }
+            let fail = self.failures.withLock { (left: inout Int) -> Bool in
+                guard left > 0 else { return false }
+                left -= 1
+                return true
+            }
+            if fail { throw FileError(operation: "open \(path)", code: self.code) }
+            return try SpoolReader.fileSystem.readPrefix(path, limit)
+        }
+    }
 }

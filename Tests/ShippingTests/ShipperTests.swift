@@ -1,8 +1,9 @@
 import Foundation
 import PGNodeModel
-import Shipping
 import TestSupport
 import Testing
+
+@testable import Shipping
 
 /// Delivery through libcurl to a receiver on 127.0.0.1, with faults.
 @Suite("Shipper against a local receiver", .serialized)
@@ -11,16 +12,18 @@ struct ShipperTests {
     func shipper(
         url: String, format: EndpointFormat = .ndjson, spoolDir: String, logs: LogCapture = LogCapture(),
         tokenFile: String? = nil, requestTimeout: Double = 5, batchMaxFindings: Int = 500, batchMaxBytes: Int = 1 << 20,
-        queueCapacity: Int = 10_000, start: Bool = true
+        queueCapacity: Int = 10_000, maxRetryAfter: Double = RetryAfter.defaultMaximum, spoolReader: SpoolReader? = nil,
+        start: Bool = true
     ) throws -> (Shipper, MetricsRegistry) {
         let metrics = MetricsRegistry()
         let shipper = Shipper(
             configuration: ShipperConfiguration(
                 url: format.resolvedURL(url), format: format, index: "pgnode-test", gzip: true, tokenFile: tokenFile,
                 requestTimeout: requestTimeout, batchMaxFindings: batchMaxFindings, batchMaxBytes: batchMaxBytes,
-                batchWait: 0.05, queueCapacity: queueCapacity, backoff: Backoff(initial: 0.1, maximum: 0.4)),
+                batchWait: 0.05, queueCapacity: queueCapacity, backoff: Backoff(initial: 0.1, maximum: 0.4),
+                maxRetryAfter: maxRetryAfter),
             transport: CurlHTTPClient(connectTimeout: 1),
-            spool: try Spool(directory: spoolDir, maxBytes: 64 << 20),
+            spool: try Spool(directory: spoolDir, maxBytes: 64 << 20, reader: spoolReader ?? .fileSystem),
             deadLetter: DeadLetterFile(path: "\(spoolDir)/dead-letter.ndjson"), metrics: metrics, logger: logs.logger)
         if start { shipper.start() }
         return (shipper, metrics)
@@ -54,6 +57,14 @@ struct ShipperTests {
                     }
                 }
             }
+        }
+    }
+
+    /// The waits the shipper computed before each retry, in seconds, from its log.
+    static func retryDelays(_ logs: LogCapture) -> [Double] {
+        logs.all.filter { $0.contains("delivery failed; will retry") }.compactMap { line in
+            guard let range = line.range(of: "retry_in_s=") else { return nil }
+            return Double(line[range.upperBound...].prefix { $0 != " " })
         }
     }
 
@@ -166,21 +177,19 @@ struct ShipperTests {
         #expect(metrics.value(Shipper.Metric.failures, [("reason", "http_503")]) == 3)
     }
 
-    @Test("429 with Retry-After: the next attempt waits as long as the receiver asked")
+    @Test("429 with Retry-After: the next attempt is scheduled as far ahead as the receiver asked")
     func tooManyRequests() throws {
         let receiver = try Receiver(
             mode: "ndjson", options: ["--fail-first", "1", "--fail-status", "429", "--retry-after", "2"])
         let spoolDir = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: spoolDir) }
-        let (shipper, metrics) = try shipper(url: receiver.url(), spoolDir: spoolDir)
+        let logs = LogCapture()
+        let (shipper, metrics) = try shipper(url: receiver.url(), spoolDir: spoolDir, logs: logs)
         shipper.submit(Sample.many(3))
         let requests = receiver.wait { $0.count >= 2 }
         shipper.shutdown(grace: 2)
         #expect(requests.map(\.status) == ["429", "200"])
-        if requests.count == 2 {
-            // Backoff alone would retry after 0.05–0.1 s.
-            #expect(requests[1].time - requests[0].time >= 1.9)
-        }
+        #expect(Self.retryDelays(logs) == [2])  // backoff alone would have given 0.05–0.1 s
         #expect(metrics.value(Shipper.Metric.failures, [("reason", "http_429")]) == 1)
     }
 
@@ -190,15 +199,58 @@ struct ShipperTests {
             mode: "ndjson", options: ["--fail-first", "1", "--fail-status", "503", "--retry-after-date", "3"])
         let spoolDir = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: spoolDir) }
-        let (shipper, _) = try shipper(url: receiver.url(), spoolDir: spoolDir)
+        let logs = LogCapture()
+        let (shipper, _) = try shipper(url: receiver.url(), spoolDir: spoolDir, logs: logs)
         shipper.submit(Sample.many(2))
         let requests = receiver.wait { $0.count >= 2 }
         shipper.shutdown(grace: 2)
         #expect(requests.map(\.status) == ["503", "200"])
-        if requests.count == 2 {
-            // An HTTP date has whole seconds: 3 s ahead is 2 to 3 s after the answer.
-            #expect(requests[1].time - requests[0].time >= 1.9)
-        }
+        // An HTTP date has whole seconds: 3 s ahead of the answer is 2 to 3 s after it (less the
+        // moments between the receiver's clock and the shipper's), far above the backoff's 0.1 s.
+        let delays = Self.retryDelays(logs)
+        #expect(delays.count == 1)
+        #expect(delays.allSatisfy { $0 > 1 && $0 <= 3 })
+    }
+
+    @Test(
+        "503 with an absurd Retry-After: no trap, and the retry is scheduled no further than the maximum",
+        arguments: [
+            "Fri, 31 Dec 9999 23:59:59 GMT", "Sat, 01 Jan 2263 00:00:00 GMT", "Friday, 31-Dec-9999 23:59:59 GMT",
+            "Thu Jan  1 00:00:00 9999", "99999999999999999999",
+        ])
+    func absurdRetryAfter(value: String) throws {
+        let receiver = try Receiver(
+            mode: "ndjson", options: ["--fail-first", "1", "--fail-status", "503", "--retry-after", value])
+        let spoolDir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: spoolDir) }
+        let logs = LogCapture()
+        let (shipper, metrics) = try shipper(url: receiver.url(), spoolDir: spoolDir, logs: logs)
+        shipper.submit(Sample.many(2))
+        receiver.wait { $0.count >= 1 }
+        for _ in 0..<200 where Self.retryDelays(logs).isEmpty { usleep(20_000) }
+        shipper.shutdown(grace: 0.2)
+        #expect(receiver.requests().map(\.status) == ["503"])
+        #expect(Self.retryDelays(logs) == [RetryAfter.defaultMaximum])
+        #expect(metrics.value(Shipper.Metric.spoolFindings) == 2)  // kept for the next run, not lost
+    }
+
+    @Test("an absurd Retry-After under a short maximum: the batch is retried after the maximum and delivered")
+    func absurdRetryAfterShortMaximum() throws {
+        let receiver = try Receiver(
+            mode: "ndjson",
+            options: ["--fail-first", "1", "--fail-status", "503", "--retry-after", "Fri, 31 Dec 9999 23:59:59 GMT"])
+        let spoolDir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: spoolDir) }
+        let logs = LogCapture()
+        let (shipper, metrics) = try shipper(url: receiver.url(), spoolDir: spoolDir, logs: logs, maxRetryAfter: 0.3)
+        let findings = Sample.many(2)
+        shipper.submit(findings)
+        let requests = receiver.wait { $0.contains { $0.status == "200" } }
+        shipper.shutdown(grace: 2)
+        #expect(requests.map(\.status) == ["503", "200"])
+        #expect(Self.retryDelays(logs) == [0.3])
+        #expect(Self.deliveredIDs(requests, .ndjson) == findings.map(\.id))
+        #expect(metrics.value(Shipper.Metric.spoolFindings) == 0)
     }
 
     @Test("a receiver that hangs: the request times out and is retried")
@@ -208,15 +260,13 @@ struct ShipperTests {
         defer { try? FileManager.default.removeItem(atPath: spoolDir) }
         let (shipper, metrics) = try shipper(url: receiver.url(), spoolDir: spoolDir, requestTimeout: 1)
         let findings = Sample.many(4)
-        let started = Date()
         shipper.submit(findings)
         let requests = receiver.wait { $0.contains { $0.status == "200" } }
-        let elapsed = Date().timeIntervalSince(started)
         shipper.shutdown(grace: 2)
+        // The client gave up on the held request (a timeout, counted as such) and sent it again.
         #expect(requests.map(\.status) == ["hang", "200"])
         #expect(Self.deliveredIDs(requests, .ndjson) == findings.map(\.id))
         #expect(metrics.value(Shipper.Metric.failures, [("reason", "timeout")]) == 1)
-        #expect(elapsed < 5.5)  // not the 6 s the receiver held the first request
     }
 
     @Test("a 4xx refusal: the receiver's message is logged and the batch goes to the dead-letter file")
@@ -339,6 +389,45 @@ struct ShipperTests {
         #expect(FileManager.default.fileExists(atPath: "\(spoolDir)/quarantine/\(middle)"))
     }
 
+    @Test("a spool segment that cannot be read for a moment (too many open files) is retried, not quarantined")
+    func transientSpoolRead() throws {
+        let spoolDir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: spoolDir) }
+        let findings = Sample.many(3)
+        do { try Spool(directory: spoolDir, maxBytes: 1 << 20).append(Sample.records(findings)) }
+        let failing = FailingReader(failures: 0, code: EMFILE)
+        let receiver = try Receiver(mode: "ndjson")
+        let logs = LogCapture()
+        let (shipper, metrics) = try shipper(
+            url: receiver.url(), spoolDir: spoolDir, logs: logs, spoolReader: failing.reader, start: false)
+        failing.fail(next: 2)
+        shipper.start()
+        let requests = receiver.wait { Self.deliveredIDs($0, .ndjson).count >= 3 }
+        shipper.shutdown(grace: 2)
+        #expect(Self.deliveredIDs(requests, .ndjson) == findings.map(\.id))
+        #expect(metrics.value(Shipper.Metric.failures, [("reason", "spool_read")]) == 2)
+        #expect(metrics.value(Shipper.Metric.quarantined) == 0)
+        #expect(logs.all.filter { $0.contains("reason=spool_read") }.count == 2)
+        #expect(!FileManager.default.fileExists(atPath: "\(spoolDir)/quarantine"))
+    }
+
+    @Test("segments damaged before the start are quarantined with one log line each")
+    func quarantinedAtStart() throws {
+        let spoolDir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: spoolDir) }
+        try Data("{}\n".utf8).write(to: URL(fileURLWithPath: "\(spoolDir)/segment-00000000000000000001.ndjson"))
+        try Data("x".utf8).write(to: URL(fileURLWithPath: "\(spoolDir)/segment-18446744073709551615.ndjson"))
+        let logs = LogCapture()
+        let (shipper, metrics) = try shipper(url: "http://127.0.0.1:1", spoolDir: spoolDir, logs: logs, start: false)
+        shipper.shutdown(grace: 0)
+        let lines = logs.all.filter { $0.contains("damaged spool segment quarantined") }
+        #expect(lines.count == 2)
+        #expect(
+            lines.contains { $0.contains("segment-00000000000000000001.ndjson") && $0.contains("reason=bad header") })
+        #expect(lines.contains { $0.contains("segment-18446744073709551615.ndjson") && $0.contains("20-digit") })
+        #expect(metrics.value(Shipper.Metric.quarantined) == 2)
+    }
+
     @Test("the bearer token follows the token file and is never logged")
     func tokenRotation() throws {
         let receiver = try Receiver(mode: "ndjson", options: ["--fail-first", "1"])
@@ -370,10 +459,8 @@ struct ShipperTests {
             let (shipper, metrics) = try shipper(
                 url: "http://127.0.0.1:\(port)", spoolDir: spoolDir, batchMaxFindings: 10)
             shipper.submit(findings)
-            let started = Date()
             shipper.shutdown(grace: 0.5)
-            #expect(Date().timeIntervalSince(started) < 2)
-            #expect(shipper.isFinished)
+            #expect(shipper.isFinished)  // the delivery thread ended within the grace period
             #expect(metrics.value(Shipper.Metric.spoolFindings) == 30)
         }
         let receiver = try Receiver(mode: "ndjson", port: port)
