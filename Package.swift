@@ -125,7 +125,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ResolutionTests",
-            dependencies: ["Resolution", "HostFacts", "PGNodeModel", "TestSupport", "Diagnosis", "Checks"],
+            dependencies: ["Resolution", "HostFacts", "PGNodeModel", "TestSupport", "Diagnosis", "Checks", "Probes"],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),

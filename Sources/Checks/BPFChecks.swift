@@ -68,6 +68,10 @@ public enum BPFChecks {
 
     /// `bpf.support`: which probes run here, and for each that does not, why.
     public static func support(_ env: BPFEnvironment, probes: [BPFProbeStatus]) -> Observation {
+        observeSupport(env, probes: probes).flaggingSaturatedValues()
+    }
+
+    static func observeSupport(_ env: BPFEnvironment, probes: [BPFProbeStatus]) -> Observation {
         let probeEvidence: [JSONValue] = probes.map { probe in
             var object: JSONObject = [
                 "name": .string(probe.requirement.name),
@@ -87,7 +91,7 @@ public enum BPFChecks {
         ]
         func flags(_ values: [String: Bool]) -> JSONValue {
             var object: JSONObject = [:]
-            for key in values.keys.sorted() { object[key] = .bool(values[key]!) }
+            for (key, value) in values.sorted(by: { $0.key < $1.key }) { object[key] = .bool(value) }
             return .object(object)
         }
         let evidence: JSONObject = [

@@ -101,11 +101,13 @@ public enum BlockNoiseCheck {
     /// The median of a log2 histogram as the lower bound of the bucket holding it; nil when empty.
     public static func median(_ histogram: Log2Histogram) -> UInt64? {
         let buckets = histogram.buckets
-        let total = buckets.reduce(UInt64(0)) { $0 + $1.count }
+        // Counts from a BPF map may each be near 2^64: summed in 128 bits (at most 64 buckets),
+        // so the median is exact, never an overflow.
+        let total = buckets.reduce(UInt128(0)) { $0 + UInt128($1.count) }
         guard total > 0 else { return nil }
-        var seen: UInt64 = 0
+        var seen: UInt128 = 0
         for bucket in buckets {
-            seen += bucket.count
+            seen += UInt128(bucket.count)
             if seen * 2 >= total { return bucket.low }
         }
         return buckets.last?.low
@@ -113,6 +115,10 @@ public enum BlockNoiseCheck {
 
     /// The observation for one container.
     public static func evaluate(_ report: BlockNoiseReport) -> Observation {
+        observe(report).flaggingSaturatedValues()
+    }
+
+    static func observe(_ report: BlockNoiseReport) -> Observation {
         let neighbours = report.neighbours.sorted { ($0.requests, $1.cgroup) > ($1.requests, $0.cgroup) }
         let ownP50 = median(report.ownLatency)
         let noiseP50 = median(report.noiseLatency)
@@ -163,7 +169,7 @@ public enum BlockNoiseCheck {
         if let ownP50, let noiseP50, report.noiseRequests > report.ownRequests,
             noiseIsSlow(noiseP50: noiseP50, ownP50: ownP50)
         {
-            let critical = report.noiseRequests >= report.ownRequests * criticalFactor
+            let critical = report.noiseRequests >= report.ownRequests.multipliedSaturating(by: criticalFactor)
             return Observation(
                 check: id, severity: critical ? .critical : .warning,
                 summary:

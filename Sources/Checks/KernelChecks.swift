@@ -9,6 +9,12 @@ public enum KernelChecks {
     public static func btf(
         _ facts: KernelFacts, override: String? = nil, resolved: BTFLocation? = nil, problem: String? = nil
     ) -> Observation {
+        observeBTF(facts, override: override, resolved: resolved, problem: problem).flaggingSaturatedValues()
+    }
+
+    static func observeBTF(
+        _ facts: KernelFacts, override: String?, resolved: BTFLocation?, problem: String?
+    ) -> Observation {
         let release = facts.release ?? "<release>"
         if let resolved, resolved.origin != .kernel, let problem {
             return Observation(
@@ -60,6 +66,10 @@ public enum KernelChecks {
 
     /// `kernel.headers`: informational — pgnode needs no headers, header-based tools (BCC) do.
     public static func headers(_ facts: KernelFacts) -> Observation {
+        observeHeaders(facts).flaggingSaturatedValues()
+    }
+
+    static func observeHeaders(_ facts: KernelFacts) -> Observation {
         let evidence: JSONObject = [
             "release": .from(facts.release),
             "found": .array(facts.headers.map { .string($0) }),

@@ -13,17 +13,21 @@ public struct MemoryLimitFacts: Sendable, Equatable {
     public var workMemBytes: Int64?
     /// The pod's QoS class: `guaranteed`, `burstable`, `besteffort`.
     public var qosClass: String?
+    /// Settings among `shared_buffers`, `max_connections` and `work_mem` whose configured text
+    /// PostgreSQL refuses: their value above is nil (unknown), and the evidence says why.
+    public var invalidSettings: [InvalidSetting]
 
     /// The facts for one container.
     public init(
         cgroup: Result<MemoryCgroupStats, CheckUnavailable>, sharedBuffersBytes: Int64?, maxConnections: Int64?,
-        workMemBytes: Int64?, qosClass: String?
+        workMemBytes: Int64?, qosClass: String?, invalidSettings: [InvalidSetting] = []
     ) {
         self.cgroup = cgroup
         self.sharedBuffersBytes = sharedBuffersBytes
         self.maxConnections = maxConnections
         self.workMemBytes = workMemBytes
         self.qosClass = qosClass
+        self.invalidSettings = invalidSettings
     }
 }
 
@@ -41,6 +45,10 @@ public enum MemoryLimitCheck {
 
     /// The observation for one container.
     public static func evaluate(_ facts: MemoryLimitFacts) -> Observation {
+        observe(facts).flaggingSaturatedValues()
+    }
+
+    static func observe(_ facts: MemoryLimitFacts) -> Observation {
         let stats: MemoryCgroupStats
         switch facts.cgroup {
         case .failure(let why): return .unavailable(check: id, reason: why.reason)
@@ -72,9 +80,15 @@ public enum MemoryLimitCheck {
             evidence["pressure_full_avg10"] = stats.pressure?.full?.avg10.map { .double($0) } ?? .null
         }
         if !stats.missing.isEmpty { evidence["missing_files"] = .array(stats.missing.map { .string($0) }) }
+        if !facts.invalidSettings.isEmpty {
+            var invalid = JSONObject()
+            for setting in facts.invalidSettings { invalid[setting.name] = setting.json }
+            evidence["invalid_settings"] = .object(invalid)
+        }
 
-        let shared = facts.sharedBuffersBytes ?? 0
-        let recommended = roundUpTo256MiB(shared + floorBytes + max(shared / 2, 256 << 20))
+        let shared = max(0, facts.sharedBuffersBytes ?? 0)
+        let recommended = roundUpTo256MiB(
+            shared.addingSaturating(floorBytes).addingSaturating(max(shared / 2, 256 << 20)))
         let sizingHint =
             "Size the container's memory limit (resources.limits.memory) for shared_buffers, the backends' "
             + "work_mem and a page cache: at least \(recommended >> 20)Mi here; set requests equal to limits for a "
@@ -89,7 +103,7 @@ public enum MemoryLimitCheck {
                 summary: "The OOM killer ended \(kills) process(es) in this container's memory cgroup\(group).",
                 evidence: evidence, remedy: sizingHint)
         }
-        if let limit = stats.limitBytes, let sb = facts.sharedBuffersBytes, limit <= sb + floorBytes {
+        if let limit = stats.limitBytes, let sb = facts.sharedBuffersBytes, limit <= sb.addingSaturating(floorBytes) {
             return Observation(
                 check: id, severity: .critical,
                 summary:
@@ -123,16 +137,22 @@ public enum MemoryLimitCheck {
         }
         let limitText = stats.limitBytes.map { "\(mib($0)) MiB" } ?? "no limit"
         let wsText = stats.workingSetBytes.map { "\(mib($0)) MiB" } ?? "unknown"
+        let unknown =
+            facts.invalidSettings.isEmpty
+            ? ""
+            : " \(facts.invalidSettings.map(\.name).joined(separator: ", ")) not known: configured to a value "
+                + "PostgreSQL refuses (see invalid_settings)."
         return Observation(
             check: id, severity: .ok,
-            summary: "Memory limit: \(limitText); working set \(wsText).", evidence: evidence)
+            summary: "Memory limit: \(limitText); working set \(wsText).\(unknown)", evidence: evidence)
     }
 
     /// Bytes in whole MiB, rounded to the nearest (as the evidence's human sizes show them).
-    static func mib(_ bytes: Int64) -> Int64 { (bytes + (1 << 19)) >> 20 }
+    static func mib(_ bytes: Int64) -> Int64 { bytes.addingSaturating(1 << 19) >> 20 }
 
+    /// `bytes` rounded up to a multiple of 256 MiB; the largest such multiple when that does not fit.
     static func roundUpTo256MiB(_ bytes: Int64) -> Int64 {
         let unit: Int64 = 256 << 20
-        return (bytes + unit - 1) / unit * unit
+        return bytes.addingSaturating(unit - 1) / unit * unit
     }
 }

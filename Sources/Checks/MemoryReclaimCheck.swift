@@ -70,12 +70,20 @@ public enum MemoryReclaimCheck {
 
     /// The observation for one container.
     public static func evaluate(_ report: ReclaimReport) -> Observation {
+        observe(report).flaggingSaturatedValues()
+    }
+
+    static func observe(_ report: ReclaimReport) -> Observation {
         let processes = report.processes.sorted {
-            ($0.reclaimedBytes, $0.stallNanoseconds, -$0.pid) > ($1.reclaimedBytes, $1.stallNanoseconds, -$1.pid)
+            if ($0.reclaimedBytes, $0.stallNanoseconds) != ($1.reclaimedBytes, $1.stallNanoseconds) {
+                return ($0.reclaimedBytes, $0.stallNanoseconds) > ($1.reclaimedBytes, $1.stallNanoseconds)
+            }
+            return $0.pid < $1.pid
         }
-        let events = processes.reduce(Int64(0)) { $0 + $1.events }
-        let reclaimed = processes.reduce(Int64(0)) { $0 + $1.reclaimedBytes }
-        let stall = processes.reduce(Int64(0)) { $0 + $1.stallNanoseconds }
+        // Counters from BPF maps: summed saturating (a saturated total is flagged in the evidence).
+        let events = processes.map(\.events).saturatingSum()
+        let reclaimed = processes.map(\.reclaimedBytes).saturatingSum()
+        let stall = processes.map(\.stallNanoseconds).saturatingSum()
         let seconds = max(Double(report.windowNanoseconds) / 1e9, 1e-9)
         let stallFraction = Double(stall) / 1e9 / seconds
         let rate = Double(reclaimed) / seconds
@@ -84,7 +92,7 @@ public enum MemoryReclaimCheck {
             "reclaimed_bytes": .int(reclaimed),
             "stall_ns": .int(stall),
             "window_ns": .int(report.windowNanoseconds),
-            "stall_per_second_ns": .int(Int64(Double(stall) / seconds)),
+            "stall_per_second_ns": .int(Int64(clampingFinite: Double(stall) / seconds) ?? 0),
             "by_pid": .array(
                 processes.map {
                     .object([
@@ -104,9 +112,14 @@ public enum MemoryReclaimCheck {
                 check: id, severity: .ok,
                 summary: "No memory-cgroup or direct reclaim ran in this container's processes.", evidence: evidence)
         }
+        guard report.windowNanoseconds > 0 else {
+            return .unavailable(
+                check: id, reason: "the observation window has no length (\(report.windowNanoseconds) ns)",
+                evidence: evidence)
+        }
         let who = processes.first.map { p in "pid \(p.pid)" + ((p.role ?? p.command).map { " (\($0))" } ?? "") } ?? "?"
         let summary =
-            "The kernel reclaimed \((reclaimed + (1 << 19)) >> 20) MiB in \(events) pass(es) inside this container's processes, "
+            "The kernel reclaimed \(reclaimed.addingSaturating(1 << 19) >> 20) MiB in \(events) pass(es) inside this container's processes, "
             + "stalling them \(stall / 1_000_000) ms (\(format1(stallFraction * 100)) % of the window); "
             + "most in \(who)."
         let severity: Severity

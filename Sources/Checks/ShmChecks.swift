@@ -1,19 +1,5 @@
 import PGNodeModel
 
-/// A PostgreSQL setting's value with where it came from (for evidence).
-public struct SettingValue<Value: Sendable & Equatable>: Sendable, Equatable {
-    /// The value, in base units (bytes for memory settings).
-    public var value: Value
-    /// Where it was set: `default`, `postgresql.conf:12`, `postgresql.auto.conf:3`, `command line`, …
-    public var source: String
-
-    /// A value and its source.
-    public init(_ value: Value, source: String) {
-        self.value = value
-        self.source = source
-    }
-}
-
 /// What `shm.size` looks at for one PostgreSQL server.
 public struct ShmSizeFacts: Sendable, Equatable {
     /// How the container's `/dev/shm` is provided.
@@ -31,24 +17,28 @@ public struct ShmSizeFacts: Sendable, Equatable {
     /// The mount as the server sees it, or why it could not be read.
     public var mount: Result<ShmMount, CheckUnavailable>
     /// `dynamic_shared_memory_type`: `posix` (the default), `sysv`, `mmap`.
-    public var dynamicSharedMemoryType: SettingValue<String>
+    public var dynamicSharedMemoryType: Result<SettingValue<String>, InvalidSetting>
     /// `work_mem` in bytes.
-    public var workMem: SettingValue<Int64>
+    public var workMem: Result<SettingValue<Int64>, InvalidSetting>
     /// `hash_mem_multiplier`.
-    public var hashMemMultiplier: SettingValue<Double>
+    public var hashMemMultiplier: Result<SettingValue<Double>, InvalidSetting>
     /// `max_parallel_workers_per_gather`.
-    public var maxParallelWorkersPerGather: SettingValue<Int64>
+    public var maxParallelWorkersPerGather: Result<SettingValue<Int64>, InvalidSetting>
     /// `max_parallel_workers`.
-    public var maxParallelWorkers: SettingValue<Int64>
+    public var maxParallelWorkers: Result<SettingValue<Int64>, InvalidSetting>
     /// `min_dynamic_shared_memory` in bytes (preallocated in the main shared memory, not in /dev/shm).
-    public var minDynamicSharedMemory: SettingValue<Int64>
+    public var minDynamicSharedMemory: Result<SettingValue<Int64>, InvalidSetting>
 
-    /// The facts for one server.
+    /// The facts for one server: each setting a value PostgreSQL accepts (`.success`) or the
+    /// text it refuses (`.failure`).
     public init(
-        mount: Result<ShmMount, CheckUnavailable>, dynamicSharedMemoryType: SettingValue<String>,
-        workMem: SettingValue<Int64>, hashMemMultiplier: SettingValue<Double>,
-        maxParallelWorkersPerGather: SettingValue<Int64>, maxParallelWorkers: SettingValue<Int64>,
-        minDynamicSharedMemory: SettingValue<Int64>
+        mount: Result<ShmMount, CheckUnavailable>,
+        dynamicSharedMemoryType: Result<SettingValue<String>, InvalidSetting>,
+        workMem: Result<SettingValue<Int64>, InvalidSetting>,
+        hashMemMultiplier: Result<SettingValue<Double>, InvalidSetting>,
+        maxParallelWorkersPerGather: Result<SettingValue<Int64>, InvalidSetting>,
+        maxParallelWorkers: Result<SettingValue<Int64>, InvalidSetting>,
+        minDynamicSharedMemory: Result<SettingValue<Int64>, InvalidSetting>
     ) {
         self.mount = mount
         self.dynamicSharedMemoryType = dynamicSharedMemoryType
@@ -88,26 +78,89 @@ public enum ShmSizeCheck {
     /// Usage above this fraction of the mount is a warning.
     public static let usageWarningFraction = 0.8
 
-    /// The dynamic shared memory one parallel hash join may need:
-    /// `work_mem × hash_mem_multiplier × (max_parallel_workers_per_gather + 1)`, less what
-    /// `min_dynamic_shared_memory` preallocates in the main shared memory (never below zero).
-    public static func oneJoinBudget(_ facts: ShmSizeFacts) -> Int64 {
-        let participants = Double(max(0, facts.maxParallelWorkersPerGather.value) + 1)
-        let budget = Double(facts.workMem.value) * max(0, facts.hashMemMultiplier.value) * participants
-        let clamped = budget >= Double(Int64.max) ? Int64.max : Int64(budget)
-        return max(0, clamped - max(0, facts.minDynamicSharedMemory.value))
-    }
+    /// The settings that size dynamic shared memory, once every one is known to be valid.
+    public struct Budget: Sendable, Equatable {
+        /// `work_mem` in bytes.
+        public var workMemBytes: Int64
+        /// `hash_mem_multiplier`.
+        public var hashMemMultiplier: Double
+        /// `max_parallel_workers_per_gather`.
+        public var maxParallelWorkersPerGather: Int64
+        /// `max_parallel_workers`.
+        public var maxParallelWorkers: Int64
+        /// `min_dynamic_shared_memory` in bytes.
+        public var minDynamicSharedMemoryBytes: Int64
 
-    /// How many parallel queries can hold workers at once: `max_parallel_workers /
-    /// max_parallel_workers_per_gather` (at least 1).
-    public static func concurrentGathers(_ facts: ShmSizeFacts) -> Int64 {
-        let perGather = facts.maxParallelWorkersPerGather.value
-        guard perGather > 0 else { return 1 }
-        return max(1, facts.maxParallelWorkers.value / perGather)
+        /// The settings.
+        public init(
+            workMemBytes: Int64, hashMemMultiplier: Double, maxParallelWorkersPerGather: Int64,
+            maxParallelWorkers: Int64, minDynamicSharedMemoryBytes: Int64
+        ) {
+            self.workMemBytes = workMemBytes
+            self.hashMemMultiplier = hashMemMultiplier
+            self.maxParallelWorkersPerGather = maxParallelWorkersPerGather
+            self.maxParallelWorkers = maxParallelWorkers
+            self.minDynamicSharedMemoryBytes = minDynamicSharedMemoryBytes
+        }
+
+        /// The settings of `facts` when all are valid; else nil, and every one that is not a
+        /// value PostgreSQL accepts: those the facts carry as invalid, and numbers no server can
+        /// have (negative, not finite).
+        public static func from(_ facts: ShmSizeFacts) -> (budget: Budget?, invalid: [InvalidSetting]) {
+            var invalid: [InvalidSetting] = []
+            func take<V>(_ name: String, _ setting: Result<SettingValue<V>, InvalidSetting>, _ sane: (V) -> Bool) -> V?
+            {
+                switch setting {
+                case .failure(let why):
+                    invalid.append(why)
+                    return nil
+                case .success(let s) where !sane(s.value):
+                    invalid.append(
+                        InvalidSetting(
+                            name: name, text: "\(s.value)", source: s.source,
+                            reason: "no PostgreSQL server has this value (negative or not a finite number)"))
+                    return nil
+                case .success(let s):
+                    return s.value
+                }
+            }
+            let workMem = take("work_mem", facts.workMem) { $0 >= 0 }
+            let multiplier = take("hash_mem_multiplier", facts.hashMemMultiplier) { $0.isFinite && $0 >= 0 }
+            let perGather = take("max_parallel_workers_per_gather", facts.maxParallelWorkersPerGather) { $0 >= 0 }
+            let workers = take("max_parallel_workers", facts.maxParallelWorkers) { $0 >= 0 }
+            let minDSM = take("min_dynamic_shared_memory", facts.minDynamicSharedMemory) { $0 >= 0 }
+            guard let workMem, let multiplier, let perGather, let workers, let minDSM else { return (nil, invalid) }
+            let budget = Budget(
+                workMemBytes: workMem, hashMemMultiplier: multiplier, maxParallelWorkersPerGather: perGather,
+                maxParallelWorkers: workers, minDynamicSharedMemoryBytes: minDSM)
+            return (budget, [])
+        }
+
+        /// The dynamic shared memory one parallel hash join may need:
+        /// `work_mem × hash_mem_multiplier × (max_parallel_workers_per_gather + 1)`, less what
+        /// `min_dynamic_shared_memory` preallocates in the main shared memory (never below zero).
+        /// Saturates at `Int64.max` (PostgreSQL's own ranges stay below 2^62).
+        public var oneJoinBytes: Int64 {
+            let participants = Double(maxParallelWorkersPerGather.addingSaturating(1))
+            let budget = Double(workMemBytes) * hashMemMultiplier * participants
+            let bytes = Int64(clampingFinite: budget) ?? .max  // inputs are finite and ≥ 0: only +∞ here
+            return max(0, bytes.subtractingSaturating(minDynamicSharedMemoryBytes))
+        }
+
+        /// How many parallel queries can hold workers at once: `max_parallel_workers /
+        /// max_parallel_workers_per_gather` (at least 1).
+        public var concurrentGathers: Int64 {
+            guard maxParallelWorkersPerGather > 0 else { return 1 }
+            return max(1, maxParallelWorkers / maxParallelWorkersPerGather)
+        }
     }
 
     /// The observation for one server.
     public static func evaluate(_ facts: ShmSizeFacts) -> Observation {
+        observe(facts).flaggingSaturatedValues()
+    }
+
+    static func observe(_ facts: ShmSizeFacts) -> Observation {
         var evidence: JSONObject = [:]
         let settings: JSONObject = [
             "dynamic_shared_memory_type": setting(facts.dynamicSharedMemoryType) { .string($0) },
@@ -130,7 +183,13 @@ public enum ShmSizeCheck {
         evidence["shm_kind"] = .string(mount.kind.rawValue)
         evidence["shm_source"] = .from(mount.source)
 
-        let dsmType = facts.dynamicSharedMemoryType.value
+        let dsmType: String
+        switch facts.dynamicSharedMemoryType {
+        case .failure(let invalid):
+            evidence["settings"] = .object(settings)
+            return .unavailable(check: id, reason: InvalidSetting.reason([invalid]), evidence: evidence)
+        case .success(let s): dsmType = s.value
+        }
         guard dsmType == "posix" else {
             evidence["dsm_estimate_bytes"] = .int(0)
             evidence["settings"] = .object(settings)
@@ -145,10 +204,14 @@ public enum ShmSizeCheck {
                 evidence: evidence)
         }
 
-        let budget = oneJoinBudget(facts)
-        let gathers = concurrentGathers(facts)
-        let (all, overflow) = budget.multipliedReportingOverflow(by: gathers)
-        let concurrentBudget = overflow ? Int64.max : all
+        let inputs = Budget.from(facts)
+        guard let settingsBudget = inputs.budget else {
+            evidence["settings"] = .object(settings)
+            return .unavailable(check: id, reason: InvalidSetting.reason(inputs.invalid), evidence: evidence)
+        }
+        let budget = settingsBudget.oneJoinBytes
+        let gathers = settingsBudget.concurrentGathers
+        let concurrentBudget = budget.multipliedSaturating(by: gathers)
         evidence["dsm_estimate_bytes"] = .int(budget)
         evidence["dsm_concurrent_estimate_bytes"] = .int(concurrentBudget)
         evidence["concurrent_parallel_queries"] = .int(gathers)
@@ -156,7 +219,7 @@ public enum ShmSizeCheck {
 
         let size = mount.sizeBytes
         let usage = size > 0 ? Double(mount.usedBytes) / Double(size) : 0
-        let recommended = roundUpToMiB(max(concurrentBudget, budget) + budget / 4)
+        let recommended = roundUpToMiB(max(concurrentBudget, budget).addingSaturating(budget / 4))
         evidence["recommended_shm_bytes"] = .int(recommended)
 
         if size < budget {
@@ -170,7 +233,7 @@ public enum ShmSizeCheck {
         if usage > usageWarningFraction {
             return Observation(
                 check: id, severity: .warning,
-                summary: "/dev/shm is \(Int(usage * 100)) % full (\(mib(mount.usedBytes)) of \(mib(size))).",
+                summary: "/dev/shm is \(percent(usage)) % full (\(mib(mount.usedBytes)) of \(mib(size))).",
                 evidence: evidence, remedy: remedy(recommended: recommended, kind: mount.kind))
         }
         if size < concurrentBudget {
@@ -184,7 +247,7 @@ public enum ShmSizeCheck {
         return Observation(
             check: id, severity: .ok,
             summary:
-                "/dev/shm (\(mib(size)), \(Int(usage * 100)) % used) fits the \(mib(concurrentBudget)) that "
+                "/dev/shm (\(mib(size)), \(percent(usage)) % used) fits the \(mib(concurrentBudget)) that "
                 + "\(gathers) concurrent parallel hash join(s) may need.",
             evidence: evidence)
     }
@@ -211,10 +274,16 @@ public enum ShmSizeCheck {
     static func mib(_ bytes: Int64) -> String {
         let value = Double(bytes) / 1_048_576
         return value >= 10 || value.rounded() == value
-            ? "\(Int64(value.rounded())) MiB" : "\((value * 10).rounded() / 10) MiB"
+            ? "\(Int64(clampingFinite: value.rounded()) ?? 0) MiB" : "\((value * 10).rounded() / 10) MiB"
     }
 
-    static func setting<V>(_ s: SettingValue<V>, _ encode: (V) -> JSONValue) -> JSONValue {
-        .object(["value": encode(s.value), "source": .string(s.source)])
+    /// A fraction as a whole percentage, for a summary (a used size far above the mount's stays a number).
+    static func percent(_ fraction: Double) -> Int64 { Int64(clampingFinite: fraction * 100) ?? 0 }
+
+    static func setting<V>(_ s: Result<SettingValue<V>, InvalidSetting>, _ encode: (V) -> JSONValue) -> JSONValue {
+        switch s {
+        case .success(let s): .object(["value": encode(s.value), "source": .string(s.source)])
+        case .failure(let invalid): invalid.json
+        }
     }
 }

@@ -72,7 +72,11 @@ public enum ShmEnospcCheck {
 
     /// The observation for one container.
     public static func evaluate(_ report: ShmProbeReport, shmSizeBytes: Int64?) -> Observation {
-        let total = report.failures.reduce(Int64(0)) { $0 + max(1, $1.count) }
+        observe(report, shmSizeBytes: shmSizeBytes).flaggingSaturatedValues()
+    }
+
+    static func observe(_ report: ShmProbeReport, shmSizeBytes: Int64?) -> Observation {
+        let total = report.failures.map { max(1, $0.count) }.saturatingSum()
         var evidence: JSONObject = ["failures": .int(total)]
         let sizes = report.failures.map(\.requestedBytes).sorted(by: >)
         var unique: [Int64] = []
@@ -108,9 +112,12 @@ public enum ShmEnospcCheck {
                     + "\(report.dsmPeakBytes) bytes of dynamic shared memory in /dev/shm at once\(sampled).",
                 evidence: evidence)
         }
+        // What was held plus the largest request, and a quarter more; saturating (a request the
+        // kernel reports is below 2^63, but their sum need not be). A negative size is no request.
+        let request = max(0, largest)
         let held = max(report.dsmPeakBytes, report.shmUsedPeakBytes ?? 0)
-        let needed = max(largest, held) + largest
-        let size = ShmSizeCheck.roundUpToMiB(needed + needed / 4)
+        let needed = max(request, held).addingSaturating(request)
+        let size = ShmSizeCheck.roundUpToMiB(needed.addingSaturating(needed / 4))
         return Observation(
             check: id, severity: .critical,
             summary:

@@ -7,12 +7,18 @@ public enum MemoryFactsReader {
     /// The facts for `resolution`, read under `host`.
     public static func facts(resolution: Resolution, host: HostRoot) -> MemoryLimitFacts {
         let server = resolution.postgres.first
+        // A setting configured to a value PostgreSQL refuses has no number: it stays unknown
+        // (nil) and is listed as invalid.
+        let invalid = ["shared_buffers", "max_connections", "work_mem"].compactMap { name -> InvalidSetting? in
+            guard let s = server?.setting(name), let error = s.error else { return nil }
+            return InvalidSetting(name: name, text: s.value, source: s.source, reason: error)
+        }
         return MemoryLimitFacts(
             cgroup: read(resolution: resolution, host: host),
             sharedBuffersBytes: server?.setting("shared_buffers")?.bytes,
-            maxConnections: server?.setting("max_connections")?.number.map { Int64($0) },
+            maxConnections: server?.setting("max_connections")?.number.flatMap { Int64(exactly: $0) },
             workMemBytes: server?.setting("work_mem")?.bytes,
-            qosClass: resolution.container.qosClass?.rawValue)
+            qosClass: resolution.container.qosClass?.rawValue, invalidSettings: invalid)
     }
 
     /// The container's memory cgroup statistics, from v1 when the memory controller is there,

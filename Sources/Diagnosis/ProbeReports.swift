@@ -24,9 +24,10 @@ public enum ProbeReports {
             offset = Timestamp.now().nanoseconds - monoNs
         }
 
-        /// The wall-clock time of a kernel timestamp.
+        /// The wall-clock time of a kernel timestamp (saturating: a time from a BPF map beyond
+        /// 2262 stays at the end of `Timestamp`'s range).
         public func wall(_ kernelNanoseconds: UInt64) -> Timestamp {
-            Timestamp(nanoseconds: Int64(clamping: kernelNanoseconds) + offset)
+            Timestamp(nanoseconds: Int64(clamping: kernelNanoseconds).addingSaturating(offset))
         }
     }
 
@@ -89,9 +90,13 @@ public enum ProbeReports {
                     pid: pid, role: name?.role, events: 0, reclaimedBytes: 0, stallNanoseconds: 0,
                     command: name?.command ?? (entry.comm.isEmpty ? nil : entry.comm),
                     namespacePID: name?.namespacePID)
-            p.events += Int64(clamping: entry.memcgEvents &+ entry.directEvents)
-            p.reclaimedBytes += Int64(clamping: entry.reclaimedPages) * Int64(pageSize)
-            p.stallNanoseconds += Int64(clamping: entry.stallNs)
+            // Per-thread counters from a BPF map, summed saturating (flagged in the evidence if one
+            // reaches Int64.max) rather than wrapping or trapping.
+            p.events = p.events.addingSaturating(
+                Int64(clamping: entry.memcgEvents.addingSaturating(entry.directEvents)))
+            p.reclaimedBytes = p.reclaimedBytes.addingSaturating(
+                Int64(clamping: entry.reclaimedPages).multipliedSaturating(by: Int64(pageSize)))
+            p.stallNanoseconds = p.stallNanoseconds.addingSaturating(Int64(clamping: entry.stallNs))
             byProcess[pid] = p
         }
         return ReclaimReport(processes: Array(byProcess.values), windowNanoseconds: windowNanoseconds)

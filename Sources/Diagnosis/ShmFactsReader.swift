@@ -5,38 +5,39 @@ import Resolution
 /// Gathers `shm.size` facts for one server: its `/dev/shm` as it sees it (statfs through its
 /// root, so a container's view, not the host's) and the settings that size dynamic shared memory.
 public enum ShmFactsReader {
-    /// The facts for `server` in a container, read under `host`.
+    /// The facts for `server` in a container, read under `host`. A setting the configuration
+    /// sets to a value PostgreSQL refuses is passed on as invalid (with its text, source and
+    /// PostgreSQL's message), never as a number; a setting nothing sets is its built-in default.
     public static func facts(server: PostgresServer, host: HostRoot) -> ShmSizeFacts {
         let mount = readMount(pid: server.postmasterPID, host: host)
-        func string(_ name: String, _ fallback: String) -> SettingValue<String> {
-            guard let s = server.setting(name), s.error == nil else { return defaultValue(fallback, server) }
-            return SettingValue(s.value, source: s.source)
-        }
-        func bytes(_ name: String, _ fallback: Int64) -> SettingValue<Int64> {
-            guard let s = server.setting(name), let b = s.bytes else { return defaultValue(fallback, server) }
-            return SettingValue(b, source: s.source)
-        }
-        func integer(_ name: String, _ fallback: Int64) -> SettingValue<Int64> {
-            guard let s = server.setting(name), let n = s.number else { return defaultValue(fallback, server) }
-            return SettingValue(Int64(n), source: s.source)
-        }
-        func real(_ name: String, _ fallback: Double) -> SettingValue<Double> {
-            guard let s = server.setting(name), let n = s.number else { return defaultValue(fallback, server) }
-            return SettingValue(n, source: s.source)
+        typealias Input<V: Sendable & Equatable> = Result<SettingValue<V>, InvalidSetting>
+        func read<V>(_ name: String, _ fallback: V, _ value: (Setting) -> V?) -> Input<V> {
+            guard let s = server.setting(name) else { return .success(defaultValue(fallback, server)) }
+            if let error = s.error {
+                return .failure(InvalidSetting(name: name, text: s.value, source: s.source, reason: error))
+            }
+            guard let v = value(s) else {
+                return .failure(
+                    InvalidSetting(name: name, text: s.value, source: s.source, reason: "not a number pgnode can use"))
+            }
+            return .success(SettingValue(v, source: s.source))
         }
         let major = server.majorVersion ?? 15
         return ShmSizeFacts(
             mount: mount,
-            dynamicSharedMemoryType: string("dynamic_shared_memory_type", "posix"),
-            workMem: bytes("work_mem", 4 << 20),
-            hashMemMultiplier: real("hash_mem_multiplier", major >= 15 ? 2.0 : 1.0),
-            maxParallelWorkersPerGather: integer("max_parallel_workers_per_gather", 2),
-            maxParallelWorkers: integer("max_parallel_workers", 8),
-            minDynamicSharedMemory: bytes("min_dynamic_shared_memory", 0))
+            dynamicSharedMemoryType: read("dynamic_shared_memory_type", "posix") { $0.value },
+            workMem: read("work_mem", Int64(4 << 20)) { $0.bytes },
+            hashMemMultiplier: read("hash_mem_multiplier", major >= 15 ? 2.0 : 1.0) { $0.number },
+            maxParallelWorkersPerGather: read("max_parallel_workers_per_gather", Int64(2)) { integer($0) },
+            maxParallelWorkers: read("max_parallel_workers", Int64(8)) { integer($0) },
+            minDynamicSharedMemory: read("min_dynamic_shared_memory", Int64(0)) { $0.bytes })
     }
 
-    /// A built-in default used because the server's configuration could not be read; its
-    /// source says so.
+    /// An integer setting's number as an integer (settings are 32-bit; nil for anything else).
+    static func integer(_ setting: Setting) -> Int64? { setting.number.flatMap { Int64(exactly: $0) } }
+
+    /// A built-in default used because nothing sets the setting or the server's configuration
+    /// could not be read; its source says so.
     static func defaultValue<V>(_ value: V, _ server: PostgresServer) -> SettingValue<V> {
         let why = server.settingsUnavailableReason.map { " (configuration unreadable: \($0))" } ?? ""
         return SettingValue(value, source: "default" + why)

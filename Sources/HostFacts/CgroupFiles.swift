@@ -1,16 +1,26 @@
 /// Parsers for the text formats of cgroup control files. Pure: text in, values out; lines that
 /// do not parse are skipped, never fatal.
+///
+/// The kernel prints these counters as unsigned 64-bit numbers (`%llu`). One above `Int64.max`
+/// (a counter that drifted below zero prints as nearly 2^64) is kept as `Int64.max` — saturated,
+/// which the checks flag in `evidence.saturated` — rather than dropped or wrapped; text that is
+/// not an unsigned decimal number (a sign, digits past 2^64, anything else) is left out.
 public enum CgroupFiles {
-    /// `key value` lines (memory.stat, memory.events, memory.oom_control, io.stat-style pairs).
-    /// Values that are not integers, or overflow 64 bits, are left out.
+    /// `key value` lines (memory.stat, memory.events, memory.oom_control).
     public static func keyValues(_ text: String) -> [String: Int64] {
         var result: [String: Int64] = [:]
         for line in text.split(separator: "\n") {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard fields.count == 2, let value = Int64(fields[1]) else { continue }
+            guard fields.count == 2, let value = counter(fields[1]) else { continue }
             result[String(fields[0])] = value
         }
         return result
+    }
+
+    /// An unsigned decimal counter, clamped to `Int64.max`; nil when `text` is not one.
+    public static func counter(_ text: Substring) -> Int64? {
+        guard let value = UInt64(text) else { return nil }
+        return Int64(clamping: value)
     }
 
     /// A memory limit as a cgroup file states it.
@@ -37,9 +47,9 @@ public enum CgroupFiles {
         return value >= 1 << 62 ? .unlimited : .bytes(Int64(value))
     }
 
-    /// A single integer (memory.usage_in_bytes, memory.current, memory.failcnt).
+    /// A single counter (memory.usage_in_bytes, memory.current, memory.failcnt), as `counter`.
     public static func integer(_ text: String) -> Int64? {
-        Int64(text.trimmingWhitespace())
+        counter(Substring(text.trimmingWhitespace()))
     }
 
     /// Pressure stall information (`memory.pressure`, `/proc/pressure/memory`):
@@ -55,10 +65,10 @@ public enum CgroupFiles {
                 let pair = field.split(separator: "=", maxSplits: 1)
                 guard pair.count == 2 else { continue }
                 switch pair[0] {
-                case "avg10": line.avg10 = Double(pair[1])
-                case "avg60": line.avg60 = Double(pair[1])
-                case "avg300": line.avg300 = Double(pair[1])
-                case "total": line.totalMicroseconds = Int64(pair[1])
+                case "avg10": line.avg10 = share(pair[1])
+                case "avg60": line.avg60 = share(pair[1])
+                case "avg300": line.avg300 = share(pair[1])
+                case "total": line.totalMicroseconds = counter(pair[1])
                 default: break
                 }
             }
@@ -67,6 +77,13 @@ public enum CgroupFiles {
             if kind == "some" { pressure.some = line } else { pressure.full = line }
         }
         return sawAny ? pressure : nil
+    }
+
+    /// A PSI average: a finite, non-negative percentage (the kernel prints `12.47`); nil for
+    /// anything else (`nan`, `inf`, `-1` parse as doubles but are no share of time).
+    static func share(_ text: Substring) -> Double? {
+        guard let value = Double(text), value.isFinite, value >= 0 else { return nil }
+        return value
     }
 
     /// Pressure stall information of one resource.

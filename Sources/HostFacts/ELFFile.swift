@@ -39,8 +39,9 @@ public struct ELFFile: Sendable, Equatable {
         /// Size in bytes.
         public var size: Int
 
-        /// SHT_NOBITS sections (.bss) occupy no file space.
-        public var occupiesFile: Bool { type != 8 }
+        /// Whether its contents are in the file (and inside it, as `ELFFile.init` checks):
+        /// not SHT_NOBITS (.bss, no file space) nor SHT_NULL (no contents).
+        public var occupiesFile: Bool { type != 8 && type != 0 }
     }
 
     /// 64-bit (ELFCLASS64) or 32-bit.
@@ -74,21 +75,26 @@ public struct ELFFile: Sendable, Equatable {
         let reader = Reader(bytes: bytes, littleEndian: isLittleEndian)
         let headerSize = is64Bit ? 64 : 52
         guard bytes.count >= headerSize else { throw .tooShort(size: bytes.count) }
-        machine = UInt16(reader.u16(18)!)
+        // Every read below is bounds-checked; nil (never a trap) means it fell outside the file.
+        func field(_ value: Int?) throws(Error) -> Int {
+            guard let value else { throw .tooShort(size: bytes.count) }
+            return value
+        }
+        machine = UInt16(truncatingIfNeeded: try field(reader.u16(18)))
         let shoff: Int
         let shentsize: Int
         let shnum: Int
         let shstrndx: Int
         if is64Bit {
-            shoff = Int(clamping: reader.u64(0x28)!)
-            shentsize = reader.u16(0x3A)!
-            shnum = reader.u16(0x3C)!
-            shstrndx = reader.u16(0x3E)!
+            shoff = try field(reader.u64(0x28).map { Int(clamping: $0) })
+            shentsize = try field(reader.u16(0x3A))
+            shnum = try field(reader.u16(0x3C))
+            shstrndx = try field(reader.u16(0x3E))
         } else {
-            shoff = reader.u32(0x20)!
-            shentsize = reader.u16(0x2E)!
-            shnum = reader.u16(0x30)!
-            shstrndx = reader.u16(0x32)!
+            shoff = try field(reader.u32(0x20))
+            shentsize = try field(reader.u16(0x2E))
+            shnum = try field(reader.u16(0x30))
+            shstrndx = try field(reader.u16(0x32))
         }
         let minimumEntry = is64Bit ? 64 : 40
         guard shnum > 0 else { throw .badSectionTable("no sections") }
@@ -106,19 +112,27 @@ public struct ELFFile: Sendable, Equatable {
         }
         var raws: [Raw] = []
         for index in 0..<shnum {
+            // Inside the table checked above: index < shnum and shentsize ≥ the fields read.
             let base = shoff + index * shentsize
             let raw: Raw
             if is64Bit {
                 raw = Raw(
-                    nameOffset: reader.u32(base)!, type: UInt32(reader.u32(base + 4)!),
-                    offset: Int(clamping: reader.u64(base + 0x18)!), size: Int(clamping: reader.u64(base + 0x20)!))
+                    nameOffset: try field(reader.u32(base)),
+                    type: UInt32(truncatingIfNeeded: try field(reader.u32(base + 4))),
+                    offset: try field(reader.u64(base + 0x18).map { Int(clamping: $0) }),
+                    size: try field(reader.u64(base + 0x20).map { Int(clamping: $0) }))
             } else {
                 raw = Raw(
-                    nameOffset: reader.u32(base)!, type: UInt32(reader.u32(base + 4)!),
-                    offset: reader.u32(base + 0x10)!, size: reader.u32(base + 0x14)!)
+                    nameOffset: try field(reader.u32(base)),
+                    type: UInt32(truncatingIfNeeded: try field(reader.u32(base + 4))),
+                    offset: try field(reader.u32(base + 0x10)), size: try field(reader.u32(base + 0x14)))
             }
-            if index > 0 && raw.type != 8 && raw.type != 0 {
-                guard raw.offset <= bytes.count, raw.size <= bytes.count - raw.offset else {
+            // Every section whose contents are in the file (not SHT_NULL or SHT_NOBITS) must lie
+            // inside it — the null section at index 0 included, should a crafted one claim to be
+            // the string table.
+            if raw.type != 8 && raw.type != 0 {
+                guard raw.offset >= 0, raw.size >= 0, raw.offset <= bytes.count, raw.size <= bytes.count - raw.offset
+                else {
                     throw .badSection(
                         index: index, reason: "\(raw.size) bytes at offset \(raw.offset) run past the end of the file")
                 }
@@ -127,15 +141,17 @@ public struct ELFFile: Sendable, Equatable {
         }
         let strtab = raws[shstrndx]
         guard strtab.type == 3 else { throw .badSectionTable("section \(shstrndx) is not a string table") }
+        // strtab lies inside the file (checked above), so these sums stay below bytes.count.
+        let limit = strtab.offset + strtab.size
         sections = try raws.enumerated().map { (index, raw) throws(Error) -> Section in
-            guard raw.nameOffset < strtab.size else {
+            guard raw.nameOffset >= 0, raw.nameOffset < strtab.size else {
                 throw .badSection(index: index, reason: "name offset \(raw.nameOffset) outside the string table")
             }
-            var end = strtab.offset + raw.nameOffset
-            let limit = strtab.offset + strtab.size
+            let start = strtab.offset + raw.nameOffset
+            var end = start
             while end < limit && bytes[end] != 0 { end += 1 }
             guard end < limit else { throw .badSection(index: index, reason: "unterminated name") }
-            let name = String(decoding: bytes[(strtab.offset + raw.nameOffset)..<end], as: UTF8.self)
+            let name = String(decoding: bytes[start..<end], as: UTF8.self)
             return Section(name: name, type: raw.type, offset: raw.offset, size: raw.size)
         }
     }
@@ -169,7 +185,9 @@ public enum LegacyBPFObject {
         let elf = try ELFFile(bytes)
         let section = try versionSection(elf)
         let reader = ELFFile.Reader(bytes: bytes, littleEndian: elf.isLittleEndian)
-        return UInt32(reader.u32(section.offset)!)
+        // The section is 4 bytes inside the file (checked by ELFFile and versionSection).
+        guard let code = reader.u32(section.offset) else { throw .badVersionSection(size: section.size) }
+        return UInt32(truncatingIfNeeded: code)
     }
 
     /// `bytes` with the `version` section set to `code` (in the file's byte order).
@@ -177,6 +195,9 @@ public enum LegacyBPFObject {
         let elf = try ELFFile(bytes)
         let section = try versionSection(elf)
         var result = bytes
+        guard section.offset >= 0, section.offset <= bytes.count - 4 else {
+            throw .badVersionSection(size: section.size)
+        }
         for i in 0..<4 {
             let shift = UInt32(elf.isLittleEndian ? i * 8 : (3 - i) * 8)
             result[section.offset + i] = UInt8(truncatingIfNeeded: code >> shift)

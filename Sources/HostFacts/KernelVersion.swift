@@ -24,7 +24,12 @@ public struct KernelVersion: Sendable, Equatable, Comparable, CustomStringConver
     }
 
     /// `KERNEL_VERSION(a,b,c) = a*65536 + b*256 + min(c,255)`, as the kernel and libbpf compute it.
-    public var code: Int { (major << 16) + (minor << 8) + min(patch, 255) }
+    /// Components outside what a version can hold (negative, or 2^24 and above, which
+    /// `parseTriple` never produces) are clamped first, so the sum cannot overflow.
+    public var code: Int {
+        func clamp(_ value: Int, _ limit: Int) -> Int { min(max(value, 0), limit) }
+        return (clamp(major, 1 << 24) << 16) + (clamp(minor, 1 << 24) << 8) + clamp(patch, 255)
+    }
 
     public var description: String { "\(major).\(minor).\(patch)" }
 
@@ -77,8 +82,8 @@ public struct KernelVersion: Sendable, Equatable, Comparable, CustomStringConver
                 let next = (current ?? 0) * 10 + digit
                 guard next < 1 << 24 else { return nil }  // huge values are garbage, not versions
                 current = next
-            } else if ch == "." && current != nil && numbers.count < 2 {
-                numbers.append(current!)
+            } else if ch == ".", let value = current, numbers.count < 2 {
+                numbers.append(value)
                 current = nil
             } else {
                 break

@@ -1,5 +1,8 @@
+import PGNodeModel
+
 /// A container's memory cgroup, read from cgroup v1 (`memory.*_in_bytes`) or v2 (`memory.max`,
-/// `memory.current`, …). Fields a kernel does not provide are nil; never invented.
+/// `memory.current`, …). Fields a kernel does not provide are nil; never invented. Counters
+/// above `Int64.max` are `Int64.max` (see `CgroupFiles`), and sums of them saturate there.
 public struct MemoryCgroupStats: Sendable, Equatable {
     /// 1 or 2.
     public var version: Int
@@ -64,7 +67,7 @@ public struct MemoryCgroupStats: Sendable, Equatable {
     /// The working set as the kubelet counts it: usage minus inactive file pages (never below zero).
     public var workingSetBytes: Int64? {
         guard let usageBytes else { return nil }
-        return max(0, usageBytes - (inactiveFileBytes ?? 0))
+        return max(0, usageBytes.subtractingSaturating(inactiveFileBytes ?? 0))
     }
 
     /// Reads the v1 memory cgroup at `path` (e.g. `/kubepods/burstable/pod…/<id>`) under the
@@ -97,7 +100,8 @@ public struct MemoryCgroupStats: Sendable, Equatable {
             let anon = s["total_workingset_refault_anon"] ?? s["workingset_refault_anon"]
             let file = s["total_workingset_refault_file"] ?? s["workingset_refault_file"]
             stats.workingsetRefaults =
-                anon.map { $0 + (file ?? 0) } ?? file ?? s["total_workingset_refault"] ?? s["workingset_refault"]
+                anon.map { $0.addingSaturating(file ?? 0) } ?? file ?? s["total_workingset_refault"]
+                ?? s["workingset_refault"]
         }
         if let text = read("memory.oom_control") {
             let s = CgroupFiles.keyValues(text)
@@ -138,7 +142,7 @@ public struct MemoryCgroupStats: Sendable, Equatable {
             stats.pagesScanned = s["pgscan"]
             stats.pagesStolen = s["pgsteal"]
             if let anon = s["workingset_refault_anon"], let file = s["workingset_refault_file"] {
-                stats.workingsetRefaults = anon + file
+                stats.workingsetRefaults = anon.addingSaturating(file)
             } else {
                 stats.workingsetRefaults = s["workingset_refault"]
             }

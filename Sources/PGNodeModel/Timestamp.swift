@@ -19,17 +19,15 @@ public struct Timestamp: Sendable, Equatable, Comparable, Hashable {
         return Timestamp(nanoseconds: Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec))
     }
 
-    /// Seconds since the epoch, rounded down.
-    public var seconds: Int64 {
-        nanoseconds >= 0 ? nanoseconds / 1_000_000_000 : (nanoseconds - 999_999_999) / 1_000_000_000
-    }
+    /// Seconds since the epoch, rounded down (floor division, defined for every `nanoseconds`).
+    public var seconds: Int64 { Self.floorDivision(nanoseconds, 1_000_000_000).quotient }
 
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
     public var rfc3339: String {
-        let secs = seconds
-        let millis = (nanoseconds - secs * 1_000_000_000) / 1_000_000
-        let (y, m, d) = Self.civil(fromDays: secs >= 0 ? secs / 86_400 : (secs - 86_399) / 86_400)
-        let sod = secs - (secs >= 0 ? secs / 86_400 : (secs - 86_399) / 86_400) * 86_400
+        let (secs, nanos) = Self.floorDivision(nanoseconds, 1_000_000_000)
+        let millis = nanos / 1_000_000
+        let (days, sod) = Self.floorDivision(secs, 86_400)
+        let (y, m, d) = Self.civil(fromDays: days)
         func pad(_ v: Int64, _ width: Int) -> String {
             let s = String(v)
             return String(repeating: "0", count: max(0, width - s.count)) + s
@@ -39,6 +37,13 @@ public struct Timestamp: Sendable, Equatable, Comparable, Hashable {
     }
 
     public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
+
+    /// `value` divided by a positive `divisor`, rounded down, and the remainder in `0..<divisor`
+    /// (no overflow for any `value`, `Int64.min` included).
+    static func floorDivision(_ value: Int64, _ divisor: Int64) -> (quotient: Int64, remainder: Int64) {
+        let (q, r) = value.quotientAndRemainder(dividingBy: divisor)
+        return r < 0 ? (q - 1, r + divisor) : (q, r)
+    }
 
     /// Days since the epoch to a proleptic Gregorian date (Howard Hinnant's algorithm).
     static func civil(fromDays days: Int64) -> (Int64, Int64, Int64) {

@@ -26,79 +26,117 @@ public struct Setting: Sendable, Equatable {
     }
 }
 
-/// The settings later checks need, their types and built-in defaults per major version.
+/// The settings later checks need, their types, ranges and built-in defaults per major version.
 public enum PostgresSettings {
-    /// How a setting's value is parsed.
-    public enum Kind: Sendable {
-        /// An integer in units of this many bytes (shared_buffers: 8192, work_mem: 1024).
-        case memory(baseUnitBytes: Int64)
-        /// A unitless integer.
-        case integer
-        /// A floating-point number.
-        case real
-        /// One of these options (lower-cased alias → canonical spelling).
-        case enumeration([String: String])
-    }
+    /// How a setting's value is parsed and which values PostgreSQL accepts.
+    public typealias Kind = GUCKind
 
     /// A setting pgnode reads.
     public struct Definition: Sendable {
         /// The name.
         public var name: String
-        /// The type.
-        public var kind: Kind
+        /// The type and range for a major version (nil: unknown, taken as the newest pgnode knows).
+        public var kind: @Sendable (Int?) -> Kind
         /// The built-in default for a major version, or nil when that version has no such setting.
         public var defaultValue: @Sendable (Int) -> String?
+
+        /// A setting whose type and range are the same in every version.
+        init(name: String, kind: Kind, defaultValue: @escaping @Sendable (Int) -> String?) {
+            self.name = name
+            self.kind = { _ in kind }
+            self.defaultValue = defaultValue
+        }
+
+        /// A setting whose type or range depends on the version.
+        init(
+            name: String, kindForVersion: @escaping @Sendable (Int?) -> Kind,
+            defaultValue: @escaping @Sendable (Int) -> String?
+        ) {
+            self.name = name
+            self.kind = kindForVersion
+            self.defaultValue = defaultValue
+        }
     }
 
-    static let onOff: [String: String] = [
-        "on": "on", "off": "off", "true": "on", "false": "off", "yes": "on", "no": "off", "1": "on", "0": "off",
-    ]
+    /// `MAX_BACKENDS` (postmaster.h): the upper bound of `max_connections` and `max_worker_processes`.
+    static let maxBackends: Int32 = 0x3FFFF
+    /// `MAX_PARALLEL_WORKER_LIMIT` (parallel.h).
+    static let maxParallelWorkerLimit: Int32 = 1024
+    /// `MAX_KILOBYTES` (guc.h) on a 64-bit build: `INT_MAX`.
+    static let maxKilobytes: Int32 = .max
 
-    /// The settings, in the order they are reported. Defaults are the compiled-in boot values
-    /// (guc_tables.c); PostgreSQL 15's were checked with `postgres -C` against an empty
-    /// postgresql.conf.
+    /// `huge_pages`: off, on, try, and the hidden boolean spellings.
+    static let hugePages = GUCEnumOptions(
+        ["off", "on", "try"],
+        aliases: [("true", "on"), ("false", "off"), ("yes", "on"), ("no", "off"), ("1", "on"), ("0", "off")])
+
+    /// The settings, in the order they are reported. Types, units and ranges are PostgreSQL 15's
+    /// (guc.c; `postgres --describe-config` of the 15 on the test machine prints the same
+    /// minimum and maximum for each) and are applied to every version — they are the same for
+    /// these settings from 9.6 on, except that `dynamic_shared_memory_type` also had `none`
+    /// before 12. The enums are those of a Linux build (no `windows` options). Defaults are the
+    /// compiled-in boot values (guc_tables.c); PostgreSQL 15's were checked with `postgres -C`
+    /// against an empty postgresql.conf.
     public static let definitions: [Definition] = [
-        Definition(name: "shared_buffers", kind: .memory(baseUnitBytes: 8192)) { $0 >= 15 ? "16384" : "1024" },
-        Definition(name: "work_mem", kind: .memory(baseUnitBytes: 1024)) { _ in "4MB" },
-        Definition(name: "hash_mem_multiplier", kind: .real) { $0 >= 15 ? "2.0" : $0 >= 13 ? "1.0" : nil },
-        Definition(name: "max_parallel_workers_per_gather", kind: .integer) { $0 >= 10 ? "2" : "0" },
-        Definition(name: "max_parallel_workers", kind: .integer) { $0 >= 10 ? "8" : nil },
-        Definition(name: "max_worker_processes", kind: .integer) { _ in "8" },
-        Definition(name: "max_connections", kind: .integer) { _ in "100" },
-        Definition(
-            name: "dynamic_shared_memory_type",
-            kind: .enumeration(["posix": "posix", "sysv": "sysv", "mmap": "mmap", "windows": "windows"])
-        ) { _ in "posix" },
-        Definition(name: "min_dynamic_shared_memory", kind: .memory(baseUnitBytes: 1024 * 1024)) {
-            $0 >= 14 ? "0" : nil
+        Definition(name: "shared_buffers", kind: .integer(unit: .blocks, range: 16...(Int32.max / 2))) {
+            $0 >= 15 ? "16384" : "1024"
+        },
+        Definition(name: "work_mem", kind: .integer(unit: .kilobytes, range: 64...maxKilobytes)) { _ in "4MB" },
+        Definition(name: "hash_mem_multiplier", kind: .real(unit: nil, range: 1...1000)) {
+            $0 >= 15 ? "2.0" : $0 >= 13 ? "1.0" : nil
         },
         Definition(
-            name: "huge_pages", kind: .enumeration(onOff.merging(["try": "try"]) { a, _ in a })
-        ) { _ in "try" },
-        Definition(name: "shared_memory_type", kind: .enumeration(["mmap": "mmap", "sysv": "sysv"])) {
+            name: "max_parallel_workers_per_gather", kind: .integer(unit: nil, range: 0...maxParallelWorkerLimit)
+        ) { $0 >= 10 ? "2" : "0" },
+        Definition(name: "max_parallel_workers", kind: .integer(unit: nil, range: 0...maxParallelWorkerLimit)) {
+            $0 >= 10 ? "8" : nil
+        },
+        Definition(name: "max_worker_processes", kind: .integer(unit: nil, range: 0...maxBackends)) { _ in "8" },
+        Definition(name: "max_connections", kind: .integer(unit: nil, range: 1...maxBackends)) { _ in "100" },
+        Definition(name: "autovacuum_max_workers", kind: .integer(unit: nil, range: 1...maxBackends)) { _ in "3" },
+        Definition(name: "max_wal_senders", kind: .integer(unit: nil, range: 0...maxBackends)) {
+            $0 >= 10 ? "10" : "0"
+        },
+        Definition(
+            name: "dynamic_shared_memory_type",
+            kindForVersion: { version in
+                (version ?? 15) >= 12
+                    ? .enumeration(GUCEnumOptions(["posix", "sysv", "mmap"]))
+                    : .enumeration(GUCEnumOptions(["none", "posix", "sysv", "mmap"]))
+            }
+        ) { _ in "posix" },
+        Definition(name: "min_dynamic_shared_memory", kind: .integer(unit: .megabytes, range: 0...maxKilobytes)) {
+            $0 >= 14 ? "0" : nil
+        },
+        Definition(name: "huge_pages", kind: .enumeration(hugePages)) { _ in "try" },
+        Definition(name: "shared_memory_type", kind: .enumeration(GUCEnumOptions(["sysv", "mmap"]))) {
             $0 >= 12 ? "mmap" : nil
         },
     ]
 
-    /// Parses `value` for `definition`.
-    public static func make(_ definition: Definition, value: String, source: String) -> Setting {
+    /// Parses `value` for `definition` as a server of major version `majorVersion` does: a
+    /// value it refuses keeps its text in `value`, gets PostgreSQL's message in `error`, and
+    /// no `number` or `bytes` — it is never used as a number.
+    public static func make(_ definition: Definition, value: String, source: String, majorVersion: Int? = nil)
+        -> Setting
+    {
         var setting = Setting(value: value, source: source)
         do throws(GUCValueError) {
-            switch definition.kind {
-            case .memory(let base):
-                let units = try GUCValue.parseInteger(value, baseUnitBytes: base)
+            let kind = definition.kind(majorVersion)
+            switch try GUCValue.parse(value, parameter: definition.name, kind: kind) {
+            case .integer(let units):
                 setting.number = Double(units)
-                let (bytes, overflow) = units.multipliedReportingOverflow(by: base)
-                setting.bytes = overflow ? nil : bytes
-            case .integer:
-                setting.number = Double(try GUCValue.parseInteger(value, baseUnitBytes: nil))
-            case .real:
-                setting.number = try GUCValue.parseReal(value)
-            case .enumeration(let options):
-                setting.value = try GUCValue.parseEnum(value, options: options)
+                if case .integer(let unit?, _) = kind, let unitBytes = unit.bytes {
+                    // At most 2^31 units of at most 1 MiB: far inside 64 bits.
+                    setting.bytes = Int64(units).multipliedSaturating(by: unitBytes)
+                }
+            case .real(let number):
+                setting.number = number
+            case .enumeration(let option):
+                setting.value = option
             }
         } catch {
-            setting.error = error.message
+            setting.error = error.description
         }
         return setting
     }
@@ -109,20 +147,62 @@ public enum PostgresSettings {
     public static func resolve(
         config: [ConfigEntry], commandLine: [(name: String, value: String)], majorVersion: Int?
     ) -> [(name: String, setting: Setting?)] {
-        var result: [(String, Setting?)] = []
+        var result: [(name: String, setting: Setting?)] = []
         for definition in definitions {
             var chosen: Setting? = nil
             if let entry = config.last(where: { $0.name == definition.name }) {
-                chosen = make(definition, value: entry.value, source: "\(entry.file):\(entry.line)")
+                chosen = make(
+                    definition, value: entry.value, source: "\(entry.file):\(entry.line)", majorVersion: majorVersion)
             }
             if let option = commandLine.last(where: { $0.name == definition.name }) {
-                chosen = make(definition, value: option.value, source: "command line")
+                chosen = make(definition, value: option.value, source: "command line", majorVersion: majorVersion)
             }
             if chosen == nil, let majorVersion, let value = definition.defaultValue(majorVersion) {
-                chosen = make(definition, value: value, source: "default")
+                chosen = make(definition, value: value, source: "default", majorVersion: majorVersion)
             }
             result.append((definition.name, chosen))
         }
+        checkMaxBackends(&result, majorVersion: majorVersion)
         return result
+    }
+
+    /// The check hooks of `max_connections`, `autovacuum_max_workers`, `max_worker_processes`
+    /// and `max_wal_senders` (guc.c of 12 to 16): their sum plus one (the autovacuum launcher)
+    /// must not exceed `MAX_BACKENDS`, or the server refuses the last one assigned and does not
+    /// start (before 12 the WAL senders are not counted; 17 and later refuse the same sum at
+    /// startup). Applied to the effective values — a setting nothing sets counts with its
+    /// default —, it marks every one of them that is set explicitly as refused, with
+    /// PostgreSQL's message and the sum; nothing is checked when one of them is already invalid.
+    static func checkMaxBackends(_ settings: inout [(name: String, setting: Setting?)], majorVersion: Int?) {
+        let countsWalSenders = (majorVersion ?? 15) >= 12
+        let terms: [(name: String, fallback: Int64)] =
+            [("max_connections", 100), ("autovacuum_max_workers", 3), ("max_worker_processes", 8)]
+            + (countsWalSenders ? [("max_wal_senders", 10)] : [])
+        var values: [Int64] = []
+        for term in terms {
+            let setting = settings.first { $0.name == term.name }?.setting
+            if setting?.error != nil { return }
+            guard let number = setting.map({ $0.number.flatMap { Int64(exactly: $0) } }) else {
+                values.append(term.fallback)
+                continue
+            }
+            guard let number else { return }
+            values.append(number)
+        }
+        let sum = values.saturatingSum().addingSaturating(1)
+        guard sum > Int64(maxBackends) else { return }
+        let formula =
+            zip(terms, values).map { "\($0.name) (\($1))" }.prefix(3).joined(separator: " + ") + " + 1"
+            + (countsWalSenders ? " + max_wal_senders (\(values[3]))" : "")
+        for index in settings.indices {
+            guard terms.contains(where: { $0.name == settings[index].name }),
+                var setting = settings[index].setting, setting.source != "default", let number = setting.number
+            else { continue }
+            setting.error =
+                "invalid value for parameter \"\(settings[index].name)\": \(Int64(exactly: number) ?? 0). "
+                + "\(formula) is \(sum), more than MAX_BACKENDS (\(maxBackends))"
+            setting.number = nil
+            settings[index].setting = setting
+        }
     }
 }

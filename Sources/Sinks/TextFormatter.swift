@@ -116,7 +116,8 @@ public struct TextFormatter: Sendable {
         let headerLine = header + String(repeating: " ", count: max(1, width * 2 + 5 - header.count))
         var out = indent + headerLine + ": count     distribution\n"
         for bucket in buckets {
-            let stars = maxCount == 0 ? 0 : Int((bucket.count * 40 + maxCount - 1) / maxCount)
+            // ⌈40 × count / max⌉ in doubles: counts come from BPF maps and may be near 2^64.
+            let stars = maxCount == 0 ? 0 : Int((Double(bucket.count) * 40 / Double(maxCount)).rounded(.up))
             let bar = String(repeating: "*", count: min(stars, 40)) + String(repeating: " ", count: 40 - min(stars, 40))
             let count = String(bucket.count)
             out +=

@@ -13,22 +13,25 @@ struct ShmSizeCheckTests {
     ) -> ShmSizeFacts {
         ShmSizeFacts(
             mount: .success(ShmMount(sizeBytes: size, usedBytes: used, kind: kind, source: "shm")),
-            dynamicSharedMemoryType: SettingValue(type, source: "default"),
-            workMem: SettingValue(workMem, source: "command line"),
-            hashMemMultiplier: SettingValue(multiplier, source: "default"),
-            maxParallelWorkersPerGather: SettingValue(perGather, source: "default"),
-            maxParallelWorkers: SettingValue(workers, source: "default"),
-            minDynamicSharedMemory: SettingValue(minDSM, source: "default"))
+            dynamicSharedMemoryType: .success(SettingValue(type, source: "default")),
+            workMem: .success(SettingValue(workMem, source: "command line")),
+            hashMemMultiplier: .success(SettingValue(multiplier, source: "default")),
+            maxParallelWorkersPerGather: .success(SettingValue(perGather, source: "default")),
+            maxParallelWorkers: .success(SettingValue(workers, source: "default")),
+            minDynamicSharedMemory: .success(SettingValue(minDSM, source: "default")))
     }
 
     @Test("the budget is work_mem × hash_mem_multiplier × (workers per gather + 1), less min_dynamic_shared_memory")
-    func budget() {
-        #expect(ShmSizeCheck.oneJoinBudget(facts()) == 24 * Self.mib)
-        #expect(ShmSizeCheck.oneJoinBudget(facts(minDSM: 4 * Self.mib)) == 20 * Self.mib)
-        #expect(ShmSizeCheck.oneJoinBudget(facts(minDSM: 100 * Self.mib)) == 0)
-        #expect(ShmSizeCheck.oneJoinBudget(facts(workMem: Int64.max / 2, multiplier: 1000)) == Int64.max)
-        #expect(ShmSizeCheck.concurrentGathers(facts()) == 4)
-        #expect(ShmSizeCheck.concurrentGathers(facts(perGather: 0)) == 1)
+    func budget() throws {
+        func budget(_ facts: ShmSizeFacts) throws -> ShmSizeCheck.Budget {
+            try #require(ShmSizeCheck.Budget.from(facts).budget)
+        }
+        #expect(try budget(facts()).oneJoinBytes == 24 * Self.mib)
+        #expect(try budget(facts(minDSM: 4 * Self.mib)).oneJoinBytes == 20 * Self.mib)
+        #expect(try budget(facts(minDSM: 100 * Self.mib)).oneJoinBytes == 0)
+        #expect(try budget(facts(workMem: Int64.max / 2, multiplier: 1000)).oneJoinBytes == Int64.max)
+        #expect(try budget(facts()).concurrentGathers == 4)
+        #expect(try budget(facts(perGather: 0)).concurrentGathers == 1)
     }
 
     @Test("64 MiB with work_mem 64MB: critical, with the size and a YAML remedy")

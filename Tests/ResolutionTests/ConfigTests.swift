@@ -20,56 +20,6 @@ struct MemoryConfigSource: ConfigFileSource {
     }
 }
 
-@Suite("setting values as PostgreSQL parses them")
-struct GUCValueTests {
-    @Test(
-        "memory values in the setting's base unit",
-        arguments: [
-            // (text, base unit bytes, expected value in base units)
-            ("128MB", Int64(8192), Int64(16384)), ("16384", 8192, 16384), ("1GB", 8192, 131072), ("8kB", 8192, 1),
-            ("4MB", 1024, 4096), ("64kB", 1024, 64), ("1TB", 1024, 1_073_741_824), ("1.5MB", 1024, 1536),
-            ("0x10", 1024, 16), ("010", 1024, 8), ("  32 MB  ", 1024, 32768), ("'2GB'", 1024, -1),
-            ("12kB", 8192, 2), ("4kB", 8192, 0), ("-1", 1024, -1), ("1024B", 1024, 1), ("1e3", 1024, 1000),
-            ("2.5", 1024, 2), ("3.5", 1024, 4),
-        ])
-    func memory(_ text: String, _ base: Int64, _ expected: Int64) throws {
-        if text.hasPrefix("'") {
-            #expect(throws: GUCValueError.self) { try GUCValue.parseInteger(text, baseUnitBytes: base) }
-        } else {
-            #expect(try GUCValue.parseInteger(text, baseUnitBytes: base) == expected)
-        }
-    }
-
-    @Test(
-        "invalid values are errors, as the server would refuse them",
-        arguments: ["", "MB", "128mb", "128 M", "12QB", "1.5.3MB", "128MB junk", "99999999999999999999GB", "\u{0}1"])
-    func invalidMemory(_ text: String) {
-        #expect(throws: GUCValueError.self) { try GUCValue.parseInteger(text, baseUnitBytes: 1024) }
-    }
-
-    @Test("unitless integers refuse units")
-    func unitless() throws {
-        #expect(try GUCValue.parseInteger("100", baseUnitBytes: nil) == 100)
-        #expect(throws: GUCValueError.self) { try GUCValue.parseInteger("100kB", baseUnitBytes: nil) }
-        #expect(throws: GUCValueError.self) { try GUCValue.parseInteger("3000000000", baseUnitBytes: nil) }
-    }
-
-    @Test("reals and enums")
-    func realsAndEnums() throws {
-        #expect(try GUCValue.parseReal("2.0") == 2.0)
-        #expect(try GUCValue.parseReal(" 1.5 ") == 1.5)
-        #expect(try GUCValue.parseReal("1e1") == 10)
-        for bad in ["", "x", "1.5x", "nan", "inf"] {
-            #expect(throws: GUCValueError.self, "\(bad)") { try GUCValue.parseReal(bad) }
-        }
-        let hugePages = PostgresSettings.definitions.first { $0.name == "huge_pages" }
-        let setting = try #require(hugePages.map { PostgresSettings.make($0, value: "TRUE", source: "x") })
-        #expect(setting.value == "on" && setting.error == nil)
-        let bad = hugePages.map { PostgresSettings.make($0, value: "maybe", source: "x") }
-        #expect(bad?.error != nil)
-    }
-}
-
 @Suite("postgresql.conf syntax")
 struct ConfigSyntaxTests {
     @Test("names, optional '=', quoting, escapes, comments")
