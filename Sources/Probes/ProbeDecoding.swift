@@ -88,10 +88,11 @@ enum BlkioDecoding {
         withUnsafeBytes(of: hist.slots) { Array($0.bindMemory(to: UInt64.self)) }
     }
 
-    /// Sums a per-CPU histogram's slots over the CPUs.
+    /// Sums a per-CPU histogram's slots over the CPUs. The kernel's counters are u64 that wrap;
+    /// their sums wrap the same way (never trap), and windows are taken as wrapping differences.
     static func slots(_ perCPU: [pgn_hist]) -> [UInt64] {
         perCPU.map(slots).reduce(into: [UInt64]()) { sum, cpu in
-            if sum.isEmpty { sum = cpu } else { for i in sum.indices { sum[i] += cpu[i] } }
+            if sum.isEmpty { sum = cpu } else { for i in sum.indices { sum[i] &+= cpu[i] } }
         }
     }
 
@@ -105,8 +106,8 @@ enum BlkioDecoding {
             let perCPU = try counts.lookupPerCPU(UInt32(index), as: pgn_blk_counts.self) ?? []
             var result = BlkioResult()
             for c in perCPU {
-                result.ownRequests += c.own_requests
-                result.noiseRequests += c.noise_requests
+                result.ownRequests &+= c.own_requests
+                result.noiseRequests &+= c.noise_requests
             }
             result.ownLatencyUs = slots(try own.lookupPerCPU(UInt32(index), as: pgn_hist.self) ?? [])
             result.noiseLatencyUs = slots(try noise.lookupPerCPU(UInt32(index), as: pgn_hist.self) ?? [])
@@ -126,8 +127,8 @@ enum BlkioDecoding {
             let own = withUnsafeBytes(of: queue.own_requests) { Array($0.bindMemory(to: UInt64.self)) }
             let noise = withUnsafeBytes(of: queue.noise_requests) { Array($0.bindMemory(to: UInt64.self)) }
             for target in own.indices where own[target] > 0 || noise[target] > 0 {
-                devices[target, default: [:]][queue.dev, default: (0, 0)].own += own[target]
-                devices[target, default: [:]][queue.dev, default: (0, 0)].noise += noise[target]
+                devices[target, default: [:]][queue.dev, default: (0, 0)].own &+= own[target]
+                devices[target, default: [:]][queue.dev, default: (0, 0)].noise &+= noise[target]
             }
         }
         for (target, byDevice) in devices {
