@@ -15,7 +15,8 @@ public protocol ConfigFileSource: Sendable {
     func listDirectory(_ path: String) throws(HostReadError) -> [String]
 }
 
-/// Reads configuration files inside a container's root, never following a link out of it.
+/// Reads configuration files inside a container's root, never following a link out of it and
+/// refusing anything but regular files and directories before reading (`ContainerRoot`).
 public struct ContainerConfigSource: ConfigFileSource {
     /// The container's root.
     public let root: ContainerRoot
@@ -30,22 +31,7 @@ public struct ContainerConfigSource: ConfigFileSource {
     }
 
     public func listDirectory(_ path: String) throws(HostReadError) -> [String] {
-        let fd = try root.open(path, flags: O_RDONLY | O_DIRECTORY)
-        guard let dir = fdopendir(fd) else {
-            let code = errno
-            close(fd)
-            throw .from(errno: code, path: path)
-        }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-            if names.count > 10_000 { break }
-        }
-        return names
+        try root.listDirectory(path)
     }
 }
 
