@@ -36,11 +36,18 @@ public enum CLibraryFiles {
     }
 
     /// The C libraries of `resolution`'s PostgreSQL servers (their postmasters), else of the
-    /// container's init process when no server was found.
+    /// container's init process when no server was found. `maps` is read by pid, so it counts
+    /// only when that pid still names the process discovered afterwards.
     public static func files(for resolution: Resolution, host: HostRoot) -> [LibraryFile] {
         var pids = resolution.postgres.map(\.postmasterPID)
         if pids.isEmpty, let pid = resolution.container.pid { pids = [pid] }
         var seen = Set<LibraryFile.Identity>()
-        return pids.flatMap { files(pid: $0, host: host) }.filter { seen.insert($0.identity).inserted }
+        return pids.flatMap { pid -> [LibraryFile] in
+            let found = files(pid: pid, host: host)
+            guard let identity = resolution.identity(ofProcess: pid), (try? identity.confirm(host: host)) != nil else {
+                return []
+            }
+            return found
+        }.filter { seen.insert($0.identity).inserted }
     }
 }

@@ -97,8 +97,8 @@ public enum ContainerDiagnosis {
                         .unavailable(check: ShmEnospcCheck.id, reason: reason, evidence: ["probe": .string("shm")]))
                     continue
                 }
-                let pid = resolution.postgres.first?.postmasterPID ?? resolution.container.pid
-                let shmSize = pid.flatMap { try? ContainerRoot(host: host, pid: $0).fileSystem("/dev/shm") }
+                let process = ShmUsageSampler.process(resolution)
+                let shmSize = process.flatMap { try? ContainerRoot(host: host, process: $0).fileSystem("/dev/shm") }
                 let result = window.results.shm[index] ?? ShmResult()
                 observations.append(
                     ShmEnospcCheck.evaluate(

@@ -9,7 +9,7 @@ public enum ShmFactsReader {
     /// sets to a value PostgreSQL refuses is passed on as invalid (with its text, source and
     /// PostgreSQL's message), never as a number; a setting nothing sets is its built-in default.
     public static func facts(server: PostgresServer, host: HostRoot) -> ShmSizeFacts {
-        let mount = readMount(pid: server.postmasterPID, host: host)
+        let mount = readMount(process: server.postmasterIdentity, pid: server.postmasterPID, host: host)
         typealias Input<V: Sendable & Equatable> = Result<SettingValue<V>, InvalidSetting>
         func read<V>(_ name: String, _ fallback: V, _ value: (Setting) -> V?) -> Input<V> {
             guard let s = server.setting(name) else { return .success(defaultValue(fallback, server)) }
@@ -43,17 +43,28 @@ public enum ShmFactsReader {
         return SettingValue(value, source: "default" + why)
     }
 
-    /// `/dev/shm` of process `pid`: size and use by statfs through its root, and what provides it
-    /// from its mount table.
-    public static func readMount(pid: Int32, host: HostRoot) -> Result<ShmMount, CheckUnavailable> {
-        let root = ContainerRoot(host: host, pid: pid)
+    /// `/dev/shm` of process `pid` (`process` as discovered): size and use by statfs through its
+    /// root, and what provides it from its mount table; both confirmed to be of the process
+    /// discovered, not of a later one given its pid.
+    public static func readMount(process: ProcessIdentity?, pid: Int32, host: HostRoot) -> Result<
+        ShmMount, CheckUnavailable
+    > {
+        guard let process else {
+            return .failure(CheckUnavailable("cannot statfs /dev/shm of process \(pid): its start time is unknown"))
+        }
+        let root = ContainerRoot(host: host, process: process)
         let usage: FileSystemUsage
         do {
             usage = try root.fileSystem("/dev/shm")
         } catch {
             return .failure(CheckUnavailable("cannot statfs /dev/shm of process \(pid): \(error)"))
         }
-        let mounts = (try? host.readText("proc/\(pid)/mountinfo")).map { MountInfo.parse($0).entries } ?? []
+        var mounts = (try? host.readText("proc/\(pid)/mountinfo")).map { MountInfo.parse($0).entries } ?? []
+        do throws(HostReadError) {
+            try process.confirm(host: host)
+        } catch {
+            mounts = []
+        }
         let shm = mounts.last(where: { $0.mountPoint == "/dev/shm" })
         let hostShm =
             ((try? host.readText("proc/1/mountinfo")) ?? (try? host.readText("proc/self/mountinfo")))
@@ -79,18 +90,21 @@ public enum ShmFactsReader {
 /// (whoever wrote it, mmap-touched pages included) but may miss a peak shorter than the interval;
 /// the shm probe's fallocate accounting (`dsm_peak_bytes`) is exact for PostgreSQL's segments.
 public enum ShmUsageSampler {
-    /// The pid whose `/dev/shm` stands for a container: its server's postmaster, else its init.
-    public static func pid(_ resolution: Resolution) -> Int32? {
-        resolution.postgres.first?.postmasterPID ?? resolution.container.pid
+    /// The process whose `/dev/shm` stands for a container, as discovered: its server's
+    /// postmaster, else its init.
+    public static func process(_ resolution: Resolution) -> ProcessIdentity? {
+        if let server = resolution.postgres.first { return server.postmasterIdentity }
+        return resolution.container.pid.flatMap { resolution.identity(ofProcess: $0) }
     }
 
-    /// Samples until the task is cancelled; returns the highest `used` bytes by index of `pids`
-    /// (an index whose mount could never be read is absent).
+    /// Samples until the task is cancelled; returns the highest `used` bytes by index of
+    /// `processes` (an index whose mount could never be read is absent; a process that exited or
+    /// whose pid went to another process is not read).
     public static func run(
-        pids: [Int32?], host: HostRoot, intervalNanoseconds: UInt64 = 100_000_000
+        processes: [ProcessIdentity?], host: HostRoot, intervalNanoseconds: UInt64 = 100_000_000
     ) async -> [Int: Int64] {
         var peaks: [Int: Int64] = [:]
-        let roots = pids.map { pid in pid.map { ContainerRoot(host: host, pid: $0) } }
+        let roots = processes.map { process in process.map { ContainerRoot(host: host, process: $0) } }
         guard roots.contains(where: { $0 != nil }) else { return peaks }
         while true {
             for (index, root) in roots.enumerated() {

@@ -7,13 +7,24 @@ import CShims
 #endif
 
 /// Reads files inside a container's root file system — `/proc/<pid>/root` on the host — so
-/// that no symbolic link the container controls can lead a read out of that root.
+/// that nothing the container controls can lead a read out of that root, block it, or hand it
+/// something other than a file.
 ///
 /// pgnode runs as root on the node and reads paths that a container's user can replace with
-/// links (`postgresql.auto.conf` → `/etc/shadow`). Every such read resolves the path as if
-/// the container's root were `/`: with `openat2(2)` and `RESOLVE_IN_ROOT` where the kernel has
-/// it (5.6+), else by walking the path one component at a time without following links and
-/// resolving each link by hand against the container's root.
+/// links (`postgresql.auto.conf` → `/etc/shadow`), FIFOs (an `open` that never returns) or
+/// device nodes (an `open` that reaches a driver: a tape rewinds, a watchdog arms). Every path is
+/// resolved as if the container's root were `/`: with `openat2(2)` and `RESOLVE_IN_ROOT` where
+/// the kernel has it (5.6+), else by walking the path one component at a time without following
+/// links and resolving each link by hand against the container's root. Either way the path is
+/// resolved to an `O_PATH` descriptor, which opens nothing; its type is checked with `fstat`, and
+/// only a regular file (a directory, for a listing) is then opened for reading, through
+/// `/proc/self/fd/<n>` (the very inode checked, not the path again), with `O_NONBLOCK` and
+/// `O_NOCTTY`. Anything else is `HostReadError.notRegularFile` ("not a regular file: <path>").
+///
+/// The root of a process is reached through its `proc/<pid>` directory, and before each read
+/// the process there is confirmed to be the one discovered (`ProcessIdentity`): a pid reused
+/// by another process in the meantime fails the read with `.processReplaced` instead of
+/// reading the other process's files.
 public struct ContainerRoot: Sendable {
     /// How paths are resolved.
     public enum Strategy: Sendable, Equatable {
@@ -27,43 +38,61 @@ public struct ContainerRoot: Sendable {
     public let rootPath: String
     /// How paths are resolved.
     public let strategy: Strategy
+    /// The process whose root this is, confirmed before every open; nil for a plain directory.
+    public let process: ProcessIdentity?
+    /// `<host>/proc/<pid>` of `process`.
+    let processDirectory: String?
 
     /// Most links followed while resolving one path, as the kernel's own limit.
     static let maxLinks = 40
+    /// The longest path accepted (PATH_MAX, with its terminating NUL).
+    static let maxPathBytes = 4095
+    /// The most names `listDirectory` returns by default.
+    public static let listLimit = 10_000
 
-    /// The root of process `pid` as seen through `host`.
-    public init(host: HostRoot, pid: Int32, strategy: Strategy = .automatic) {
-        self.init(rootPath: host.resolve("proc/\(pid)/root"), strategy: strategy)
+    /// The root of `process` as seen through `host`.
+    public init(host: HostRoot, process: ProcessIdentity, strategy: Strategy = .automatic) {
+        self.rootPath = host.resolve("proc/\(process.pid)/root")
+        self.strategy = strategy
+        self.process = process
+        self.processDirectory = host.resolve("proc/\(process.pid)")
     }
 
     /// A root at an arbitrary directory (tests use a plain directory).
     public init(rootPath: String, strategy: Strategy = .automatic) {
         self.rootPath = rootPath
         self.strategy = strategy
+        self.process = nil
+        self.processDirectory = nil
     }
 
-    /// Reads a file at `path` (absolute inside the container) as bytes.
+    /// Reads a regular file at `path` (absolute inside the container) as bytes.
     public func read(_ path: String, limit: Int = FileIO.defaultLimit) throws(HostReadError) -> [UInt8] {
-        let fd = try open(path, flags: O_RDONLY)
-        defer { close(fd) }
-        return try FileIO.read(fd: fd, path: path, limit: limit)
+        try readFile(path, limit: limit).bytes
     }
 
-    /// Reads a file at `path` inside the container as text.
+    /// Reads a regular file at `path` inside the container as text.
     public func readText(_ path: String, limit: Int = FileIO.defaultLimit) throws(HostReadError) -> String {
         String(decoding: try read(path, limit: limit), as: UTF8.self)
     }
 
+    /// Reads a regular file at `path`, at most `limit` bytes, with what identifies it.
+    public func readFile(_ path: String, limit: Int = FileIO.defaultLimit) throws(HostReadError) -> ContainerFile {
+        let (fd, identity) = try openRegularFile(path)
+        defer { close(fd) }
+        return ContainerFile(bytes: try FileIO.read(fd: fd, path: path, limit: limit), identity: identity)
+    }
+
     /// Whether `path` exists inside the container (links resolved within the root).
     public func exists(_ path: String) -> Bool {
-        guard let fd = try? open(path, flags: PGNODE_O_PATH) else { return false }
+        guard let fd = try? resolve(path) else { return false }
         close(fd)
         return true
     }
 
     /// File-system statistics of the mount holding `path` inside the container.
     public func fileSystem(_ path: String) throws(HostReadError) -> FileSystemUsage {
-        let fd = try open(path, flags: PGNODE_O_PATH)
+        let fd = try resolve(path)
         defer { close(fd) }
         var type: Int64 = 0
         var blockSize: UInt64 = 0
@@ -75,10 +104,76 @@ public struct ContainerRoot: Sendable {
         return FileSystemUsage(type: type, sizeBytes: blocks &* blockSize, freeBytes: free &* blockSize)
     }
 
-    /// Opens `path` inside the root with `flags`; the caller closes the descriptor.
-    public func open(_ path: String, flags: Int32) throws(HostReadError) -> Int32 {
-        let rootFD = Glibc.open(rootPath, PGNODE_O_PATH | O_DIRECTORY | O_CLOEXEC)
-        guard rootFD >= 0 else { throw .from(errno: errno, path: rootPath) }
+    /// Opens the regular file at `path` inside the root for reading; the caller closes the
+    /// descriptor. Anything but a regular file is `.notRegularFile`, and is never opened.
+    public func openRegularFile(_ path: String) throws(HostReadError) -> (fd: Int32, identity: FileIdentity) {
+        try open(path, type: S_IFREG, flags: O_RDONLY)
+    }
+
+    /// The names in the directory at `path` inside the root, without `.` and `..`, at most
+    /// `limit` (the rest is left out). Anything but a directory is `.notDirectory`.
+    public func listDirectory(_ path: String, limit: Int = ContainerRoot.listLimit) throws(HostReadError) -> [String] {
+        let (fd, _) = try open(path, type: S_IFDIR, flags: O_RDONLY | O_DIRECTORY)
+        guard let dir = fdopendir(fd) else {
+            let code = errno
+            close(fd)
+            throw .from(errno: code, path: path)
+        }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while names.count < limit, let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Resolves `path`, checks that it is of `type` (`S_IFREG` or `S_IFDIR`), and only then opens
+    /// that inode with `flags` (plus `O_NONBLOCK`, `O_NOCTTY`, `O_CLOEXEC`).
+    func open(_ path: String, type: mode_t, flags: Int32) throws(HostReadError) -> (fd: Int32, identity: FileIdentity) {
+        // Resolved as whatever it is (no O_DIRECTORY), so that fstat can say what it is instead.
+        let pathFD = try resolve(path)
+        defer { close(pathFD) }
+        let resolved = try Self.status(pathFD, path: path, type: type)
+        let openFlags = flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC
+        // The inode just checked, opened through its descriptor: no second walk of the path
+        // that a swapped file could change.
+        var fd = Glibc.open("/proc/self/fd/\(pathFD)", openFlags)
+        if fd < 0 {
+            let code = errno
+            guard code == ENOENT else { throw .from(errno: code, path: path) }
+            // No procfs in pgnode's own mount namespace: resolve again, opening non-blocking, and
+            // make sure below that it is the same inode.
+            fd = try resolve(path, flags: openFlags)
+        }
+        do throws(HostReadError) {
+            let opened = try Self.status(fd, path: path, type: type)
+            // Replaced between the two resolutions: refused as stale.
+            guard opened == resolved else { throw HostReadError.from(errno: ESTALE, path: path) }
+        } catch {
+            close(fd)
+            throw error
+        }
+        return (fd, resolved)
+    }
+
+    /// `fstat` of `fd`: its identity, when it is of `type`.
+    static func status(_ fd: Int32, path: String, type: mode_t) throws(HostReadError) -> FileIdentity {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .from(errno: errno, path: path) }
+        guard (st.st_mode & S_IFMT) == type else {
+            throw type == S_IFDIR ? .notDirectory(path: path) : .notRegularFile(path: path)
+        }
+        return FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+    }
+
+    /// Resolves `path` inside the root to a descriptor opened with `flags` (by default `O_PATH`,
+    /// which opens nothing: no FIFO blocks, no device's driver is called); the caller closes it.
+    func resolve(_ path: String, flags: Int32 = PGNODE_O_PATH) throws(HostReadError) -> Int32 {
+        guard path.utf8.count <= Self.maxPathBytes else { throw .from(errno: ENAMETOOLONG, path: path) }
+        let rootFD = try openRoot()
         defer { close(rootFD) }
         if strategy == .automatic {
             let relative = String(path.drop(while: { $0 == "/" }))
@@ -93,6 +188,25 @@ public struct ContainerRoot: Sendable {
             // ENOSYS: no openat2 in this kernel. EPERM: blocked by a seccomp profile. Walk instead.
         }
         return try walk(rootFD: rootFD, path: path, flags: flags)
+    }
+
+    /// The root directory, as an `O_PATH` descriptor. A process's root is opened through its
+    /// `proc/<pid>` directory once that directory is confirmed to be of the process discovered:
+    /// a procfs directory stays bound to the process it was opened for, so `root` below it is
+    /// that process's or, once it has exited, nothing.
+    func openRoot() throws(HostReadError) -> Int32 {
+        guard let process, let processDirectory else {
+            let fd = Glibc.open(rootPath, PGNODE_O_PATH | O_DIRECTORY | O_CLOEXEC)
+            guard fd >= 0 else { throw .from(errno: errno, path: rootPath) }
+            return fd
+        }
+        let procFD = Glibc.open(processDirectory, PGNODE_O_PATH | O_DIRECTORY | O_CLOEXEC)
+        guard procFD >= 0 else { throw ProcessIdentity.exited(errno: errno, pid: process.pid, path: "") }
+        defer { close(procFD) }
+        try process.confirm(directory: procFD)
+        let fd = openat(procFD, "root", PGNODE_O_PATH | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw ProcessIdentity.exited(errno: errno, pid: process.pid, path: "root") }
+        return fd
     }
 
     /// Resolves `path` component by component, never following a link out of `rootFD`.
@@ -130,7 +244,9 @@ public struct ContainerRoot: Sendable {
             let isLast = pending.isEmpty
             let openFlags: Int32 =
                 isLast
-                ? (flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY) : (PGNODE_O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                ? (flags & PGNODE_O_PATH != 0
+                    ? flags | O_NOFOLLOW | O_CLOEXEC : flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY)
+                : (PGNODE_O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             let fd = openat(current, component, openFlags)
             guard fd >= 0 else { throw .from(errno: errno, path: path) }
             if isLast { return fd }
@@ -140,6 +256,36 @@ public struct ContainerRoot: Sendable {
         let fd = openat(stack.last!, ".", flags | O_CLOEXEC)
         guard fd >= 0 else { throw .from(errno: errno, path: path) }
         return fd
+    }
+}
+
+/// What identifies a file: its device and inode, as `fstat` gives them.
+public struct FileIdentity: Sendable, Hashable, CustomStringConvertible {
+    /// `st_dev`.
+    public var device: UInt64
+    /// `st_ino`.
+    public var inode: UInt64
+
+    /// An identity.
+    public init(device: UInt64, inode: UInt64) {
+        self.device = device
+        self.inode = inode
+    }
+
+    public var description: String { "device \(device) inode \(inode)" }
+}
+
+/// A regular file read inside a container: its bytes and what identifies it.
+public struct ContainerFile: Sendable, Equatable {
+    /// The contents (at most the limit of the read).
+    public var bytes: [UInt8]
+    /// The file's device and inode.
+    public var identity: FileIdentity
+
+    /// A file read.
+    public init(bytes: [UInt8], identity: FileIdentity) {
+        self.bytes = bytes
+        self.identity = identity
     }
 }
 

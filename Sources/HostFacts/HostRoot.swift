@@ -66,8 +66,13 @@ public struct HostRoot: Sendable, Equatable, CustomStringConvertible {
         return FileStatus(st)
     }
 
-    /// The entries of a directory, without `.` and `..`, in no particular order.
-    public func list(_ relative: String) throws(HostReadError) -> [String] {
+    /// The most entries `list` returns by default: procfs's largest pid_max (2^22), so that the
+    /// process table always fits and nothing else can grow without bound.
+    public static let listLimit = 1 << 22
+
+    /// The entries of a directory, without `.` and `..`, in no particular order; more than
+    /// `limit` entries is `tooLarge`.
+    public func list(_ relative: String, limit: Int = HostRoot.listLimit) throws(HostReadError) -> [String] {
         let p = resolve(relative)
         guard let dir = opendir(p) else { throw .from(errno: errno, path: p) }
         defer { closedir(dir) }
@@ -77,6 +82,7 @@ public struct HostRoot: Sendable, Equatable, CustomStringConvertible {
                 String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
             if name != "." && name != ".." { names.append(name) }
+            if names.count > limit { throw .tooLarge(path: p, limit: limit) }
         }
         return names
     }

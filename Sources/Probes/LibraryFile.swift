@@ -58,25 +58,23 @@ public struct LibraryFile: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(path) (\(identity), in \(rootPath))" }
 
     /// Opens the file read-only inside its root and checks that it is the mapped file; the caller
-    /// closes the descriptor.
+    /// closes the descriptor. Anything but a regular file is refused before it is opened (a FIFO
+    /// would block, a device's driver would be called: `ContainerRoot.openRegularFile`).
+    ///
+    /// The root is reached by the path `<host>/proc/<pid>/root`: were the pid reused meanwhile,
+    /// the file found there would be another process's, and the device and inode check refuses it
+    /// unless it is the very file mapped (then attaching to it is attaching to the same inode).
     public func open() throws(LibraryFileError) -> Int32 {
         let fd: Int32
+        let opened: Identity
         do throws(HostReadError) {
-            fd = try ContainerRoot(rootPath: rootPath).open(path, flags: O_RDONLY)
+            let file = try ContainerRoot(rootPath: rootPath).openRegularFile(path)
+            fd = file.fd
+            opened = Identity(device: file.identity.device, inode: file.identity.inode)
         } catch {
+            if case .notRegularFile = error { throw .notRegularFile(path: path) }
             throw .unreadable(path: path, error)
         }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            let code = errno
-            close(fd)
-            throw .unreadable(path: path, .from(errno: code, path: path))
-        }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
-            close(fd)
-            throw .notRegularFile(path: path)
-        }
-        let opened = Identity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
         if opened == identity { return fd }
         // Where `maps` shows another identity than fstat (an overlayfs file on kernels before
         // 6.8 showed the layer's inode): map the opened file and compare the kernel's own view.
@@ -109,7 +107,7 @@ public enum LibraryFileError: Error, Sendable, Equatable, CustomStringConvertibl
     public var description: String {
         switch self {
         case .unreadable(_, let error): "cannot open the library inside the container: \(error)"
-        case .notRegularFile(let path): "\(path) is not a regular file"
+        case .notRegularFile(let path): "not a regular file: \(path)"
         case .differentFile(let path, let expected, let found):
             "\(path) inside the container is \(found), not the mapped file \(expected): refused"
         }

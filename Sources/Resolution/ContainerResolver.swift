@@ -139,8 +139,10 @@ public struct ContainerResolver: Sendable {
         let isSandbox = state?.isSandbox ?? (!processes.isEmpty && processes.allSatisfy { $0.command == "pause" })
 
         var pod = state?.pod ?? PodMetadata()
-        if pod.name == nil, let initPID {
-            let environ = (try? host.read("proc/\(initPID)/environ", limit: 1 << 20)) ?? []
+        if pod.name == nil, let initPID, let identity = processes.first(where: { $0.pid == initPID })?.identity {
+            var environ = (try? host.read("proc/\(initPID)/environ", limit: 1 << 20)) ?? []
+            // Read by pid: of the container's process only if that process is still at that pid.
+            if (try? identity.confirm(host: host)) == nil { environ = [] }
             if let hostname = Cmdline.environment(environ)["HOSTNAME"], !hostname.isEmpty {
                 pod.name = hostname
                 pod.source = (pod.source.map { $0 + ", " } ?? "") + "HOSTNAME in the container's environment"

@@ -36,43 +36,81 @@ public enum ConfigFileSyntax {
         case invalid(String)
     }
 
+    /// One file's text as parsed, within bounds on the lines and errors kept.
+    public struct ParsedFile: Sendable, Equatable {
+        /// The `name = value` lines and include directives, in order.
+        public var entries: [ConfigEntry]
+        /// The first syntax errors (at most the bound given to `parse`).
+        public var errors: [SyntaxError]
+        /// How many syntax errors there were in all, kept or not.
+        public var errorCount: Int
+        /// How many lines were parsed.
+        public var lines: Int
+        /// Whether the text has more lines than were parsed.
+        public var truncated: Bool
+    }
+
     /// The entries of `text`; lines with errors are reported and skipped (PostgreSQL refuses the
     /// whole file: the caller decides what that means for a server already running).
     public static func parse(_ text: String, file: String) -> (entries: [ConfigEntry], errors: [SyntaxError]) {
-        var entries: [ConfigEntry] = []
-        var errors: [SyntaxError] = []
-        var lineNumber = 0
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            lineNumber += 1
-            let tokens = lex(Array(rawLine.utf8))
-            if tokens.isEmpty { continue }
-            func fail(_ message: String) {
-                errors.append(SyntaxError(file: file, line: lineNumber, message: message))
+        let parsed = parse(text, file: file, maxLines: .max, maxErrors: .max)
+        return (parsed.entries, parsed.errors)
+    }
+
+    /// The entries of the first `maxLines` lines of `text`, keeping at most `maxErrors` syntax
+    /// errors. Lines end at each newline byte (a carriage return before it is white space, as
+    /// for PostgreSQL's scanner).
+    public static func parse(_ text: String, file: String, maxLines: Int, maxErrors: Int) -> ParsedFile {
+        var result = ParsedFile(entries: [], errors: [], errorCount: 0, lines: 0, truncated: false)
+        var rest = text.utf8[...]
+        while !rest.isEmpty {
+            guard result.lines < maxLines else {
+                result.truncated = true
+                break
             }
-            guard case .identifier(let name) = tokens[0] else {
-                fail("near token \"\(describe(tokens[0]))\"")
-                continue
-            }
-            var index = 1
-            if index < tokens.count, tokens[index] == .equals { index += 1 }
-            guard index < tokens.count else {
-                fail("near end of line")
-                continue
-            }
-            let value: String
-            switch tokens[index] {
-            case .identifier(let v), .string(let v), .number(let v), .unquoted(let v): value = v
-            case .equals, .invalid:
-                fail("near token \"\(describe(tokens[index]))\"")
-                continue
-            }
-            guard index + 1 == tokens.count else {
-                fail("near token \"\(describe(tokens[index + 1]))\"")
-                continue
-            }
-            entries.append(ConfigEntry(name: name.lowercased(), value: value, file: file, line: lineNumber))
+            let end = rest.firstIndex(of: 10) ?? rest.endIndex
+            let rawLine = rest[rest.startIndex..<end]
+            rest = end == rest.endIndex ? rest[end...] : rest[rest.index(after: end)...]
+            result.lines += 1
+            parseLine(Array(rawLine), number: result.lines, file: file, into: &result, maxErrors: maxErrors)
         }
-        return (entries, errors)
+        return result
+    }
+
+    /// One line: an entry, an error, or nothing (blank or a comment).
+    private static func parseLine(
+        _ line: [UInt8], number lineNumber: Int, file: String, into result: inout ParsedFile, maxErrors: Int
+    ) {
+        let tokens = lex(line)
+        if tokens.isEmpty { return }
+        func fail(_ message: String) {
+            result.errorCount += 1
+            if result.errors.count < maxErrors {
+                result.errors.append(SyntaxError(file: file, line: lineNumber, message: message))
+            }
+        }
+        guard case .identifier(let name) = tokens[0] else {
+            fail("near token \"\(describe(tokens[0]))\"")
+            return
+        }
+        var index = 1
+        if index < tokens.count, tokens[index] == .equals { index += 1 }
+        guard index < tokens.count else {
+            fail("near end of line")
+            return
+        }
+        let value: String
+        switch tokens[index] {
+        case .identifier(let v), .string(let v), .number(let v), .unquoted(let v): value = v
+        case .equals, .invalid:
+            fail("near token \"\(describe(tokens[index]))\"")
+            return
+        }
+        guard index + 1 == tokens.count else {
+            fail("near token \"\(describe(tokens[index + 1]))\"")
+            return
+        }
+        result.entries.append(ConfigEntry(name: name.lowercased(), value: value, file: file, line: lineNumber))
     }
 
     private static func describe(_ token: Token) -> String {

@@ -19,6 +19,8 @@ public struct PostgresServer: Sendable, Equatable {
     public var postmasterPID: Int32
     /// The postmaster's pid in the container (what `postmaster.pid` holds).
     public var postmasterNamespacePID: Int32?
+    /// The postmaster as discovered (pid and start time): what reads of its root confirm.
+    public var postmasterIdentity: ProcessIdentity?
     /// The postmaster's children (and the postmaster itself first), with their roles.
     public var processes: [PostgresProcess]
     /// The data directory, inside the container.
@@ -94,11 +96,31 @@ public enum PostgresDiscovery {
                     title: process.arguments.count > 1 ? process.arguments.joined(separator: " ") : title))
         }
         var server = PostgresServer(
-            postmasterPID: postmaster.pid, postmasterNamespacePID: postmaster.namespacePID, processes: children,
-            configFiles: [], problems: [])
-        let root = ContainerRoot(host: host, pid: postmaster.pid)
+            postmasterPID: postmaster.pid, postmasterNamespacePID: postmaster.namespacePID,
+            postmasterIdentity: postmaster.identity, processes: children, configFiles: [], problems: [])
         var options = PostmasterOptions.parse(Array(postmaster.arguments.dropFirst()))
         server.problems.append(contentsOf: options.problems.map { "command line: \($0)" })
+        guard let identity = postmaster.identity else {
+            server.settingsUnavailableReason =
+                "process \(postmaster.pid) has no start time in its stat: its files are not read, since they might "
+                + "be another process's"
+            server.problems.append(server.settingsUnavailableReason ?? "")
+            return server
+        }
+        // Every file of the container is read through the root of the postmaster discovered,
+        // confirmed before each read (a pid reused meanwhile fails the read, see ContainerRoot).
+        let root = ContainerRoot(host: host, process: identity)
+        // A small file of the container; nil when absent. Any other failure (not a regular file,
+        // the postmaster gone) is a problem of the server.
+        func readSmall(_ path: String, limit: Int) -> String? {
+            do {
+                return try root.readText(path, limit: limit)
+            } catch {
+                if case .notFound = error { return nil }
+                server.problems.append("could not read \(path): \(error.description)")
+                return nil
+            }
+        }
 
         // Where the configuration lives: -D, else PGDATA, else the postmaster's working directory
         // (it chdirs to the data directory), confirmed by postmaster.pid.
@@ -106,14 +128,23 @@ public enum PostgresDiscovery {
         var source: String? = configDirectory == nil ? nil : "-D"
         if configDirectory == nil, options.value("data_directory") == nil {
             let environ = (try? host.read("proc/\(postmaster.pid)/environ", limit: 1 << 20)) ?? []
+            let cwd = try? host.readLink("proc/\(postmaster.pid)/cwd")
+            // Read by pid: of the postmaster only if it is still the process at that pid now.
+            do throws(HostReadError) {
+                try identity.confirm(host: host)
+            } catch {
+                server.problems.append("could not read the postmaster's environment: \(error.description)")
+                server.settingsUnavailableReason = error.description
+                return server
+            }
             if let pgdata = Cmdline.environment(environ)["PGDATA"], !pgdata.isEmpty {
                 configDirectory = pgdata
                 source = "PGDATA"
-            } else if let cwd = try? host.readLink("proc/\(postmaster.pid)/cwd"), cwd.hasPrefix("/") {
+            } else if let cwd, cwd.hasPrefix("/") {
                 configDirectory = cwd
                 source = "cwd"
                 // The original command line, when the postmaster was started without -D from its data directory.
-                if let opts = try? root.readText(cwd + "/postmaster.opts", limit: 64 << 10) {
+                if let opts = readSmall(cwd + "/postmaster.opts", limit: 64 << 10) {
                     let saved = PostmasterOptions.parse(Array(PostmasterOptions.splitOpts(opts).dropFirst()))
                     if options.settings.isEmpty, !saved.settings.isEmpty {
                         options.settings = saved.settings
@@ -146,11 +177,11 @@ public enum PostgresDiscovery {
             server.dataDirectorySource = source
         }
         if let dataDirectory = server.dataDirectory {
-            if let version = try? root.readText(dataDirectory + "/PG_VERSION", limit: 64) {
+            if let version = readSmall(dataDirectory + "/PG_VERSION", limit: 64) {
                 let trimmed = version.trimmingWhitespace()
                 server.version = trimmed.isEmpty ? nil : trimmed
             }
-            if let pidFile = try? root.readText(dataDirectory + "/postmaster.pid", limit: 64 << 10),
+            if let pidFile = readSmall(dataDirectory + "/postmaster.pid", limit: 64 << 10),
                 let first = pidFile.split(separator: "\n").first, let pid = Int32(first.trimmingWhitespace())
             {
                 server.pidFileMatches = pid == (postmaster.namespacePID ?? postmaster.pid)

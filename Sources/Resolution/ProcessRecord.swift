@@ -17,19 +17,42 @@ public struct ProcessRecord: Sendable, Equatable {
     public var mountNamespace: UInt64?
     /// The pid namespace inode.
     public var pidNamespace: UInt64?
+    /// When the process started (field 22 of `stat`, clock ticks after boot): with the pid, what
+    /// tells it from a later process given the same pid.
+    public var startTime: UInt64?
 
-    /// Reads process `pid`; nil when it has exited (or was never there).
+    /// The process as discovered, for reads that must be of this very process (its root, its
+    /// environment); nil when its `stat` had no start time.
+    public var identity: ProcessIdentity? { startTime.map { ProcessIdentity(pid: pid, startTime: $0) } }
+
+    /// Reads process `pid`; nil when it has exited (or was never there), also while it was
+    /// being read: its start time is read again at the end, so that the files read are all of
+    /// one process, not partly of a later one given the same pid.
     public static func read(host: HostRoot, pid: Int32) -> ProcessRecord? {
         guard let stat = try? host.readText("proc/\(pid)/stat", limit: 64 << 10),
             let parsed = ProcStat.parse(stat)
         else { return nil }
+        let startTime = ProcessIdentity.startTime(stat: stat)
         let cmdline = (try? host.read("proc/\(pid)/cmdline", limit: 256 << 10)) ?? []
         let status = (try? host.readText("proc/\(pid)/status", limit: 64 << 10)) ?? ""
-        return ProcessRecord(
+        let record = ProcessRecord(
             pid: pid, parentPID: parsed.parentPID, namespacePID: ProcStatus.innermostNamespacePID(status),
             command: parsed.command, arguments: Cmdline.parse(cmdline),
             mountNamespace: CgroupNamespace.namespaceInode(host: host, pid: String(pid), kind: "mnt"),
-            pidNamespace: CgroupNamespace.namespaceInode(host: host, pid: String(pid), kind: "pid"))
+            pidNamespace: CgroupNamespace.namespaceInode(host: host, pid: String(pid), kind: "pid"),
+            startTime: startTime)
+        if let identity = record.identity {
+            do { try identity.confirm(host: host) } catch { return nil }
+        }
+        return record
+    }
+}
+
+extension Resolution {
+    /// The identity of process `pid` of this container as discovered, for reads that must be of
+    /// that very process; nil when it is not one of the container's processes.
+    public func identity(ofProcess pid: Int32) -> ProcessIdentity? {
+        processes.first(where: { $0.pid == pid })?.identity
     }
 }
 

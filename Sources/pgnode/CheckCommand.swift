@@ -90,8 +90,8 @@ struct CheckCommand: AsyncParsableCommand {
             ProbeTargets.target(for: $0.resolution, host: host)
         }
         // Meanwhile, how full each target's /dev/shm gets (statfs every 100 ms, for shm.enospc).
-        let shmPIDs = targets.map { ShmUsageSampler.pid($0.resolution) }
-        let sampler = duration > 0 ? Task { await ShmUsageSampler.run(pids: shmPIDs, host: host) } : nil
+        let shmProcesses = targets.map { ShmUsageSampler.process($0.resolution) }
+        let sampler = duration > 0 ? Task { await ShmUsageSampler.run(processes: shmProcesses, host: host) } : nil
         // BPF: BTF resolution, feature probing and the probes' observation window (BPFStage.swift).
         let bpf = await BPFStage.run(
             host: host, facts: facts, btfOption: btfOptions.btf, btfArchive: btfOptions.btfArchive, seconds: duration,

@@ -74,11 +74,43 @@ struct ContainerRootTests {
 
     @Test("a real process root: this test's own /proc/self/root")
     func procRoot() throws {
-        let root = ContainerRoot(host: HostRoot("/"), pid: getpid())
+        let root = ContainerRoot(
+            host: HostRoot("/"), process: try ProcessIdentity.read(host: HostRoot("/"), pid: getpid()))
         let text = try root.readText("/proc/sys/kernel/osrelease")
         #expect(!text.isEmpty)
         let usage = try root.fileSystem("/dev/shm")
         #expect(usage.type == CgroupLayout.tmpfsMagic)
         #expect(usage.sizeBytes > 0)
+    }
+
+    @Test(
+        "a FIFO, a character device and a directory are refused before any read, and never block",
+        arguments: [ContainerRoot.Strategy.automatic, .walk])
+    func notRegularFiles(strategy: ContainerRoot.Strategy) throws {
+        let tree = try Tree()
+        defer { tree.remove() }
+        let fifo = tree.root + "/etc/fifo.conf"
+        try #require(mkfifo(fifo, 0o644) == 0)
+        try FileManager.default.createSymbolicLink(
+            atPath: tree.root + "/etc/to-fifo.conf", withDestinationPath: "/etc/fifo.conf")
+        var paths = ["/etc/fifo.conf", "/etc/to-fifo.conf", "/var/lib/postgresql"]
+        if TestEnvironment.requireRoot() {
+            // 1:3 is /dev/null; glibc's dev_t for small numbers is major << 8 | minor.
+            try #require(mknod(tree.root + "/etc/null.conf", mode_t(S_IFCHR) | 0o644, dev_t(1 << 8 | 3)) == 0)
+            paths.append("/etc/null.conf")
+        }
+        let root = ContainerRoot(rootPath: tree.root, strategy: strategy)
+        for path in paths {
+            let outcome = try HangGuard.run("reading \(path)", unblock: { HangGuard.releaseFIFOs([fifo]) }) {
+                () -> String in
+                do {
+                    let text = try root.readText(path)
+                    return "read \(text.utf8.count) bytes"
+                } catch {
+                    return "\(error)"
+                }
+            }
+            #expect(outcome == "not a regular file: \(path)")
+        }
     }
 }

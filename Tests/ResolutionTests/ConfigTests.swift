@@ -2,21 +2,22 @@ import HostFacts
 import Resolution
 import Testing
 
-/// Configuration files held in memory.
+/// Configuration files held in memory (told apart by path: they have no device and inode).
 struct MemoryConfigSource: ConfigFileSource {
     var files: [String: String]
 
-    func readFile(_ path: String) throws(HostReadError) -> String {
+    func readFile(_ path: String, limit: Int, alreadyRead: Set<FileIdentity>) throws(HostReadError) -> ConfigFileText {
         guard let text = files[path] else { throw .notFound(path: path) }
-        return text
+        guard text.utf8.count <= limit else { throw .tooLarge(path: path, limit: limit) }
+        return ConfigFileText(identity: nil, text: text)
     }
 
-    func listDirectory(_ path: String) throws(HostReadError) -> [String] {
+    func listDirectory(_ path: String, limit: Int) throws(HostReadError) -> [String] {
         let prefix = path.hasSuffix("/") ? path : path + "/"
         let names = files.keys.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
             .filter { !$0.contains("/") }
         guard !names.isEmpty else { throw .notFound(path: path) }
-        return names
+        return Array(names.prefix(limit))
     }
 }
 

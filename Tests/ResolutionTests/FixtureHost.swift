@@ -63,17 +63,18 @@ final class FixtureHost {
     }
 
     /// Adds process `pid`. `cgroup` is the text of its cgroup file; `rootfs` names a directory
-    /// (relative to the host root) that becomes `proc/<pid>/root`.
+    /// (relative to the host root) that becomes `proc/<pid>/root`; `startTime` is field 22 of its
+    /// `stat` (clock ticks after boot), which tells a process from a later one with the same pid.
     func process(
         _ pid: Int32, parent: Int32 = 1, cgroup: String, arguments: [String], command: String = "postgres",
         namespacePID: Int32? = nil, environment: [String] = [], rootfs: String? = nil, cwd: String? = nil,
-        mountNamespace: UInt64 = 4_026_532_177, pidNamespace: UInt64 = 4_026_532_180
+        mountNamespace: UInt64 = 4_026_532_177, pidNamespace: UInt64 = 4_026_532_180, startTime: UInt64 = 1
     ) throws {
         let base = "proc/\(pid)"
         try write("\(base)/cgroup", cgroup)
         try write(
             "\(base)/stat",
-            "\(pid) (\(command)) S \(parent) \(pid) \(pid) 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 1 0 0\n")
+            "\(pid) (\(command)) S \(parent) \(pid) \(pid) 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 \(startTime) 0 0\n")
         try write("\(base)/cmdline", arguments.map { $0 + "\0" }.joined())
         try write("\(base)/environ", environment.map { $0 + "\0" }.joined())
         let nspid = namespacePID.map { "NSpid:\t\(pid)\t\($0)" } ?? "NSpid:\t\(pid)"

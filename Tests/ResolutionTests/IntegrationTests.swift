@@ -174,4 +174,30 @@ struct IntegrationTests {
             #expect(files.compactMap(\.stringValue) == ["/var/lib/postgresql/data/postgresql.conf"])
         }
     }
+
+    @Test("a FIFO in place of an include file in a real container: pgnode resolve returns and reports it")
+    func fifoInclude() throws {
+        guard Containers.available() else { return }
+        try Containers.withPostgres([("fifo", PostgresContainerOptions())]) { containers in
+            let container = containers[0]
+            let data = try Containers.rootfs(container) + "/var/lib/postgresql/data"
+            // The server read its configuration when it started; pgnode reads what is there now.
+            let config = try String(contentsOfFile: data + "/postgresql.conf", encoding: .utf8)
+            try (config + "\ninclude 'pgnode-fifo.conf'\n").write(
+                toFile: data + "/postgresql.conf", atomically: false, encoding: .utf8)
+            try #require(mkfifo(data + "/pgnode-fifo.conf", 0o644) == 0)
+            // A generous deadline, only so that a regression fails here instead of hanging the run.
+            let result = try Command.run([TestEnvironment.pgnodeBinary, "resolve", container.id], timeout: 180)
+            try #require(result.status == 0, "pgnode resolve: status \(result.status), \(result.stderr)")
+            let json = try JSONParser.parse(result.stdout)
+            let server = try #require(json["postgres"]?.arrayValue?.first)
+            let problems = server["problems"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            #expect(
+                problems.contains { $0.contains("not a regular file: /var/lib/postgresql/data/pgnode-fifo.conf") },
+                "\(problems)")
+            // The main file was read; only the FIFO was refused.
+            #expect(server["settings"]?["max_connections"]?["number"]?.intValue != nil)
+            #expect(server["version"]?.stringValue == "15")
+        }
+    }
 }
