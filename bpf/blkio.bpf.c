@@ -3,9 +3,10 @@
  * blkio: block requests on blk-mq queues and the cross-cgroup noise a target waits behind.
  *
  * Each request is attributed to the owner of its bio (bio->bi_blkg->blkcg: how writeback and
- * async I/O are charged), else to the task that inserted it. Per hardware queue the program
- * counts how many requests of each target wait (inserted, or issued directly, and not yet
- * completed). When another cgroup's request completes in a queue where a target waits, its
+ * async I/O are charged), else to the task that inserted it (requests without a bio that skip
+ * the insert, such as flushes, to the root cgroup: see request_owner). Per hardware queue the
+ * program counts how many requests of each target wait (inserted, or issued directly, and not
+ * yet completed). When another cgroup's request completes in a queue where a target waits, its
  * latency goes to the target's noise histogram and is counted for that neighbour; a target's
  * own completions go to its own histogram (latency: complete - insert).
  *
@@ -55,6 +56,9 @@ struct request___pre517 {
 struct request_queue___since516 {
     struct gendisk *disk;
 } __attribute__((preserve_access_index));
+
+/* The id of a cgroup hierarchy's root directory (kernfs numbers it 1): "/" to user space. */
+#define PGN_CGROUP_ROOT_ID 1
 
 /* Slots of blk_state. */
 #define STATE_SINCE 0   /* monotonic ns from which requests are tracked (0: not yet) */
@@ -254,15 +258,27 @@ static __always_inline int request_bio_owner(struct request *rq, __u64 *id, __u3
     return -1;
 }
 
-/* The cgroup that owns the request and the target it belongs to (-1 if none); *from_bio: by its bio. */
-static __always_inline int request_owner(struct request *rq, __u64 *id, __u32 *kind, bool *from_bio, bool btf)
+/*
+ * The cgroup that owns the request and the target it belongs to (-1 if none); *from_bio: by its
+ * bio. Without a bio, the task that inserts the request owns it. A request without a bio seen
+ * first at issue skipped the insert tracepoint (the flush machinery's flush request,
+ * passthrough commands: the kernel puts them straight on the dispatch list), and is issued by
+ * whichever task runs the queue (often another cgroup's, after inserting a request of its own):
+ * it is counted as the kernel's (the root cgroup), never as a target's.
+ */
+static __always_inline int request_owner(struct request *rq, __u64 *id, __u32 *kind, bool *from_bio,
+                                         bool at_issue, bool btf)
 {
     int target = request_bio_owner(rq, id, kind, btf);
     *from_bio = *id != 0;
     if (*id)
         return target;
-    *id = bpf_get_current_cgroup_id();
     *kind = PGN_CGROUP_V2;
+    if (at_issue) {
+        *id = PGN_CGROUP_ROOT_ID;
+        return -1;
+    }
+    *id = bpf_get_current_cgroup_id();
     return pgn_current_target(PGN_CGROUP_V1_BLKIO);
 }
 
@@ -310,7 +326,7 @@ static __always_inline int track(struct request *rq, bool at_issue, bool btf)
     }
     struct pgn_blk_request state = {.target = -1};
     bool from_bio = false;
-    state.target = request_owner(rq, &state.cgroup_id, &state.kind, &from_bio, btf);
+    state.target = request_owner(rq, &state.cgroup_id, &state.kind, &from_bio, at_issue, btf);
     /* Another cgroup's request that the kernel stamped, with a bio: its completion tells all. */
     if (state.target < 0 && alloc_ns && from_bio) {
         if (seen) {

@@ -87,6 +87,6 @@ struct AgentContainersTests {
         #expect(validation.status == 0, "\(validation.stderr)")
 
         let stopped = agent.stop(SIGTERM)
-        #expect(stopped?.status == 0)
+        #expect(stopped == 0)
     }
 }

@@ -10,17 +10,20 @@ import Testing
 /// cgroup), and must not count the same workload run outside it.
 @Suite("probes on real workloads", .serialized, .enabled(if: TestEnvironment.privilegedTestsEnabled))
 struct ProbeFunctionalTests {
-    /// Runs the kernel skipped because a program of the object was already running on that CPU
-    /// (a completion interrupt arriving while a program runs): the kernel counts them per program
-    /// (`recursion_misses`, 5.12+), and the events they would have counted are lost.
-    final class SkippedRuns {
-        var count = 0
+    /// What the kernel counted for the probe's programs, read after the workload and before they
+    /// are unloaded.
+    final class ProgramCounts {
+        var byName: [String: BPFProgramStats.Counts] = [:]
+
+        /// Runs the kernel skipped because the program was already running on that CPU (5.12+):
+        /// the events of those runs were not counted.
+        var recursionMisses: UInt64 { byName.values.reduce(0) { $0 + $1.recursionMisses } }
     }
 
     /// Runs `body` with only `probe` loaded and attached for `targets`, then reads the maps;
-    /// `skipped` gets the programs' skipped runs (read before they are unloaded).
+    /// `counts` gets the programs' counts from the kernel.
     func observe(
-        _ probe: String, targets: [ProbeTarget], preferRawTracepoints: Bool = false, skipped: SkippedRuns? = nil,
+        _ probe: String, targets: [ProbeTarget], preferRawTracepoints: Bool = false, counts: ProgramCounts? = nil,
         _ body: () throws -> Void
     ) async throws -> (ProbeResults, [ProbeOutcome]) {
         let definition = try #require(ProbeCatalog.named(probe))
@@ -34,12 +37,8 @@ struct ProbeFunctionalTests {
         try #require(outcomes.allSatisfy { $0.running }, "\(outcomes)")
         try #require(session.uprobeFailures.isEmpty, "\(session.uprobeFailures)")
         try body()
-        if let skipped {
-            for id in outcomes.flatMap({ $0.programIDs.values }) {
-                let info = try Command.run(["bpftool", "prog", "show", "id", String(id), "--json"])
-                let object = try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any]
-                skipped.count += (object?["recursion_misses"] as? Int) ?? 0
-            }
+        if let counts {
+            for outcome in outcomes { counts.byName.merge(try BPFProgramStats.counts(outcome.programIDs)) { $1 } }
         }
         let results = await session.finish()
         return (results, outcomes)
@@ -190,11 +189,18 @@ struct ProbeFunctionalTests {
         try Command.run([
             "dd", "if=/dev/zero", "of=\(scratch)/target", "bs=1M", "count=32", "conv=fsync", "status=none",
         ])
+        // The kernel does not run BPF programs for every completion (see BlockCompletionWitness):
+        // the witness counts the completions of the target file's sectors that it did run them for.
+        let witness = try BlockCompletionWitness(counting: try FileSectors.of("\(scratch)/target"))
+        defer { witness.close() }
+        // The reader's only requests are its reads: dd's pages are in the page cache (a fault in
+        // the target's cgroup would read them as its own).
+        try Command.run(["cat", "/usr/bin/dd"])
         var reads: CommandResult?
-        let skipped = SkippedRuns()
+        let counts = ProgramCounts()
         let (results, outcomes) = try await observe(
             "blkio", targets: [ProbeTarget(blkioV1: try cgroup.id("blkio"))], preferRawTracepoints: rawTracepoints,
-            skipped: skipped
+            counts: counts
         ) {
             // The neighbour (this test's own cgroup) writes large direct blocks meanwhile.
             let neighbour = try Subprocess([
@@ -203,14 +209,23 @@ struct ProbeFunctionalTests {
             ])
             defer { neighbour.stop() }
             reads = try cgroup.run(
-                "dd if=\(scratch)/target of=/dev/null bs=4k count=3000 iflag=direct status=none")
+                "exec /usr/bin/dd if=\(scratch)/target of=/dev/null bs=4k count=3000 iflag=direct status=none")
             neighbour.wait(timeout: 300)
         }
         #expect(outcomes.first?.programs.first?.hasSuffix(rawTracepoints ? "_raw" : "_btf") == true)
         #expect(reads?.status == 0, "\(reads?.stderr ?? "")")
         let blk = try #require(results.blkio[0], "no blkio result: \(results.blkio)")
-        // Every read is counted, except those whose program run the kernel skipped (counted there).
-        #expect(blk.ownRequests + UInt64(skipped.count) >= 3000, "skipped runs: \(skipped.count)")
+        // Every read the kernel showed BPF programs is counted, once, and nothing else: 3,000
+        // direct 4 KiB reads, one request each, the only requests on the file's sectors and the
+        // reader's only requests (a flush it happens to dispatch is not its own). Runs the kernel
+        // skipped for recursion (counted per program) are the only allowance, on either side.
+        let shown = witness.count
+        let witnessMisses = try witness.stats().recursionMisses
+        #expect(shown <= 3000)
+        #expect(
+            blk.ownRequests <= shown + witnessMisses && blk.ownRequests + counts.recursionMisses >= shown,
+            "own \(blk.ownRequests), witness \(shown) of 3000 reads (recursion misses: probe \(counts.recursionMisses), witness \(witnessMisses)), evicted \(blk.evictedRequests)"
+        )
         #expect(blk.ownLatencyUs.reduce(0, +) == blk.ownRequests)
         #expect(blk.noiseLatencyUs.reduce(0, +) == blk.noiseRequests)
         // The per-device counts (summed from the hardware queues' entries) account for every request.

@@ -102,51 +102,86 @@ struct UprobeAttachmentTests {
         }
     }
 
-    /// CPU seconds (user + system) of `dd bs=1` copying `bytes` bytes: two system calls per byte,
-    /// none of them through the probed functions.
-    func ddSeconds(bytes: Int) throws -> Double {
-        let result = try Command.run([
-            "sh", "-c", "dd if=/dev/zero of=/dev/null bs=1 count=\(bytes) status=none; times",
-        ])
-        // `times`: the shell's user and system time, then its children's.
-        let children = result.stdout.split(separator: "\n").last?.split(separator: " ") ?? []
-        let seconds = children.compactMap { field -> Double? in
-            let parts = field.dropLast().split(separator: "m")
-            guard parts.count == 2, let minutes = Double(parts[0]), let secs = Double(parts[1]) else { return nil }
-            return minutes * 60 + secs
-        }
-        try #require(seconds.count == 2, "times printed \(result.stdout)")
-        return seconds[0] + seconds[1]
-    }
+    /// A program that calls the three probed functions of the C library it maps, `rounds`
+    /// times each, on a scratch file (`argv[1]`), and prints the path of that C library.
+    static let probedCalls = """
+        import ctypes, os, sys
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        path = sys.argv[1]
+        for _ in range(int(sys.argv[2])):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            if libc.posix_fallocate(fd, ctypes.c_long(0), ctypes.c_long(4096)) != 0:
+                sys.exit("posix_fallocate failed")
+            if libc.ftruncate(fd, ctypes.c_long(0)) != 0:
+                sys.exit("ftruncate failed")
+            os.close(fd)
+            if libc.unlink(path.encode()) != 0:
+                sys.exit("unlink failed")
+        for line in open("/proc/self/maps"):
+            if "/libc.so" in line or "/libc-" in line:
+                print(line.split()[-1])
+                break
+        """
 
-    @Test("system calls of other processes cost the same with the shm uprobes attached")
-    func unrelatedSyscalls() async throws {
+    @Test("system calls of other processes run none of the shm programs; the probed functions of the probed file do")
+    func unrelatedSyscalls() throws {
         guard TestEnvironment.require(ProbeTestSupport.canRunBPF, "root and kernel BTF") else { return }
+        // The kernel counts every run of every program while this is open.
+        let stats = try BPFProgramStats.Collection()
+        defer { stats.close() }
+        // The probed file: a copy of the host's C library that only this test's processes map
+        // (through LD_LIBRARY_PATH), so no other process on the node can run the programs.
+        let scratch = try ProbeTestSupport.scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let hostLibrary = try #require(CLibraryFiles.files(pid: getpid(), host: HostRoot("/")).first)
+        let libraryName = try #require(hostLibrary.path.split(separator: "/").last.map(String.init))
+        try FileManager.default.createDirectory(atPath: scratch + "/lib", withIntermediateDirectories: false)
+        let copy = scratch + "/lib/" + libraryName
+        try FileManager.default.copyItem(atPath: hostLibrary.path, toPath: copy)
+        let program = scratch + "/calls.py"
+        try Self.probedCalls.write(toFile: program, atomically: true, encoding: .utf8)
+        let rounds = 3
+
         let cgroup = try TestCgroup(["unified"])
         let target = ProbeTarget(
-            v2: try cgroup.id("unified"), libraries: CLibraryFiles.files(pid: getpid(), host: HostRoot("/")))
+            v2: try cgroup.id("unified"),
+            libraries: [LibraryFile(identity: try identity(copy), rootPath: "/", path: copy)])
         let definition = try #require(ProbeCatalog.named("shm"))
-        var without: [Double] = []
-        var with: [Double] = []
-        // Interleaved rounds (A B B A A B), so that other load on the machine hits both sides.
-        for round in 0..<6 {
-            let attached = [false, true, true, false, false, true][round]
-            if attached {
-                let session = ProbeSession(
-                    probes: [definition], environment: ProbeTestSupport.environment(), btfPath: nil)
-                defer { session.close() }
-                try session.setTargets([target])
-                session.attach()
-                try #require(session.outcomes.allSatisfy(\.running) && session.uprobeFailures.isEmpty)
-                with.append(try ddSeconds(bytes: 400_000))
-            } else {
-                without.append(try ddSeconds(bytes: 400_000))
-            }
+        let session = ProbeSession(probes: [definition], environment: ProbeTestSupport.environment(), btfPath: nil)
+        defer { session.close() }
+        try session.setTargets([target])
+        session.attach()
+        try #require(session.outcomes.allSatisfy { $0.running }, "\(session.outcomes)")
+        try #require(session.uprobeFailures.isEmpty, "\(session.uprobeFailures)")
+        let programs = session.outcomes.reduce(into: [String: UInt32]()) { $0.merge($1.programIDs) { a, _ in a } }
+        try #require(Set(programs.keys) == Set(UprobeAttachments.shmFunctions.map(\.program)), "\(programs)")
+        let start = try BPFProgramStats.counts(programs)
+
+        // Another process with the host's C library, outside the target, making the same calls.
+        let other = try Command.run(["/usr/bin/python3", program, scratch + "/other", String(rounds)])
+        #expect(other.status == 0, "\(other.stderr)")
+        #expect(other.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == hostLibrary.path)
+        #expect(try BPFProgramStats.counts(programs) == start, "the host's C library is not probed")
+
+        // A process in the target that maps the probed copy: 800,000 system calls (dd bs=1: a
+        // read and a write per byte) that do not go through the probed functions.
+        let copyMapped = try cgroup.run("LD_LIBRARY_PATH=\(scratch)/lib exec cat /proc/self/maps")
+        #expect(copyMapped.stdout.contains(copy), "LD_LIBRARY_PATH makes processes map the copy")
+        let dd = try cgroup.run(
+            "LD_LIBRARY_PATH=\(scratch)/lib exec dd if=/dev/zero of=/dev/null bs=1 count=400000 status=none")
+        #expect(dd.status == 0, "\(dd.stderr)")
+        #expect(try BPFProgramStats.counts(programs) == start, "system calls outside the probed functions")
+
+        // The target's process making the calls through the probed copy: each program runs, at
+        // least once per call (entry and return).
+        let own = try cgroup.run(
+            "LD_LIBRARY_PATH=\(scratch)/lib exec /usr/bin/python3 \(program) \(scratch)/own \(rounds)")
+        #expect(own.status == 0, "\(own.stderr)")
+        #expect(own.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == copy)
+        let end = try BPFProgramStats.counts(programs)
+        for name in programs.keys.sorted() {
+            let ran = (end[name]?.runs ?? 0) &- (start[name]?.runs ?? 0)
+            #expect(ran >= UInt64(rounds), "\(name) ran \(ran) times for \(rounds) calls")
         }
-        let median: ([Double]) -> Double = { $0.sorted()[$0.count / 2] }
-        let ratio = median(with) / median(without)
-        // The syscall tracepoints cost +40 % per system call here; the uprobes cost nothing outside
-        // the probed functions. The bound leaves room for a shared machine's noise.
-        #expect(ratio < 1.15, "CPU per dd run: without \(without), with \(with)")
     }
 }

@@ -149,6 +149,10 @@ struct ShipperTests {
             shipper.submit(batch)
             usleep(200_000)
         }
+        for _ in 0..<200
+        where metrics.total(Shipper.Metric.failures) < 1 || metrics.value(Shipper.Metric.spoolFindings) < 80 {
+            usleep(50_000)
+        }
         #expect(metrics.total(Shipper.Metric.failures) >= 1)
         #expect(metrics.value(Shipper.Metric.spoolFindings) == 80)
         let receiver = try Receiver(mode: "ndjson", port: port)
