@@ -91,9 +91,15 @@ actor AgentDiagnosisSource: DiagnosisSource {
         switch outcome {
         case .finished(let result): (found, probeTargets) = try result.get()
         case .cancelled: throw DiscoveryUnfinished(description: "stopping")
-        default:
+        case .timedOut(let step):
             throw DiscoveryUnfinished(
-                description: ContainerDeadline.reason(outcome, deadline: discoveryThreads.deadline)?.0 ?? "\(outcome)")
+                description: "timed out reading \(step) after \(Int(discoveryThreads.deadline.rounded())) s")
+        case .stillStuck(let step, let seconds):
+            throw DiscoveryUnfinished(
+                description:
+                    "timed out reading \(step): an earlier discovery has been stuck there for \(Int(seconds)) s")
+        case .tooManyStuck, .notStarted:
+            throw DiscoveryUnfinished(description: "no thread for discovery: \(outcome)")
         }
         targets = found
         let assigned = slots.assign(found.map(\.container.id))
