@@ -253,3 +253,44 @@ public final class DeadlineThreads: Sendable {
         return 0
     }
 }
+
+extension DeadlineThreads {
+    /// The value of `task` if it has one within `seconds`, else nil; the task is left to itself.
+    /// For an asynchronous task that may be stuck in a blocking call (a statfs of a hung mount).
+    public static func value<Value: Sendable>(of task: Task<Value, Never>, waitingAtMost seconds: Double) async
+        -> Value?
+    {
+        let once = FirstValue<Value>()
+        let limit = MonotonicClock.now() + (seconds.isFinite ? max(0, seconds) : 0)
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Value?, Never>) in
+            once.lock.withLock { once.continuation = continuation }
+            Task { once.resume(await task.value) }
+            let timer = startThread {
+                once.lock.withLock {
+                    while !once.done && MonotonicClock.now() < limit { once.lock.wait(until: limit) }
+                }
+                once.resume(nil)
+            }
+            if timer != 0 { once.resume(nil) }
+        }
+    }
+}
+
+/// A continuation resumed by whichever comes first (the value, or the deadline).
+final class FirstValue<Value: Sendable>: @unchecked Sendable {
+    let lock = ConditionLock()
+    var continuation: CheckedContinuation<Value?, Never>?
+    var done = false
+
+    func resume(_ value: Value?) {
+        let waiting: CheckedContinuation<Value?, Never>? = lock.withLock {
+            defer {
+                continuation = nil
+                done = true
+                lock.broadcast()
+            }
+            return continuation
+        }
+        waiting?.resume(returning: value)
+    }
+}

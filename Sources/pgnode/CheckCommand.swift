@@ -112,7 +112,12 @@ struct CheckCommand: AsyncParsableCommand {
             host: host, facts: facts, btfOption: btfOptions.btf, btfArchive: btfOptions.btfArchive, seconds: duration,
             targets: probeTargets)
         sampler?.cancel()
-        let shmUsedPeaks = await sampler?.value ?? [:]
+        // A statfs of a hung /dev/shm would keep the sampler from ever returning: its peaks are
+        // then given up (shm.enospc goes without them), not waited for.
+        var shmUsedPeaks: [Int: Int64] = [:]
+        if let sampler {
+            shmUsedPeaks = await DeadlineThreads.value(of: sampler, waitingAtMost: containerDeadline) ?? [:]
+        }
         let now = Timestamp.now()
         let clock = ProbeReports.Clock()
         let nodeObservations = [bpf.btf, KernelChecks.headers(facts)] + bpf.observations

@@ -177,6 +177,23 @@ struct ContainerDeadlineTests {
     }
 }
 
+@Suite("Waiting for a task at most so long")
+struct BoundedTaskWaitTests {
+    @Test("a task stuck in a blocking read is given up at the bound; one that finishes gives its value")
+    func stuckTask() async {
+        let pipe = BlockingPipe()
+        let stuck = Task { () -> Int in
+            pipe.blockingRead()
+            return 1
+        }
+        let value = await DeadlineThreads.value(of: stuck, waitingAtMost: 0.3)
+        pipe.release(1)
+        #expect(value == nil)
+        let quick = Task { 42 }
+        #expect(await DeadlineThreads.value(of: quick, waitingAtMost: 3600) == 42)
+    }
+}
+
 /// Two containers, "healthy" and "stuck-1", each diagnosed through `ContainerDeadline` as the
 /// agent's own source does; the stuck one's diagnosis blocks in `read` on a pipe.
 final class DeadlineSource: DiagnosisSource {
