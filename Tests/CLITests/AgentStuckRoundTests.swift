@@ -3,6 +3,17 @@ import PGNodeModel
 import TestSupport
 import Testing
 
+/// Whether `process` has exited: reaped, or its main thread gone (exit called) while another of
+/// its threads still waits, uninterruptibly, for a stalled mount (then it cannot be reaped yet).
+func hasExited(_ process: Subprocess) -> Bool {
+    guard process.isRunning else { return true }
+    guard let stat = try? String(contentsOfFile: "/proc/\(process.pid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+    else { return true }
+    let state = stat[stat.index(after: close)...].drop(while: { $0 == " " }).first
+    return state == "Z" || state == "X"
+}
+
 /// `pgnode agent` on a copy of the quiet fixture host where one directory is a real FUSE mount
 /// that answers nothing (`StalledFileSystem`): a read there never returns.
 ///
@@ -30,16 +41,8 @@ final class StalledAgent {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    /// Whether the agent has exited: reaped, or its main thread gone (exit called) while a thread
-    /// still waits for the stalled mount.
-    var exited: Bool {
-        guard agent.process.isRunning else { return true }
-        guard let stat = try? String(contentsOfFile: "/proc/\(agent.process.pid)/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")")
-        else { return true }
-        let state = stat[stat.index(after: close)...].drop(while: { $0 == " " }).first
-        return state == "Z" || state == "X"
-    }
+    /// Whether the agent has exited (see `hasExited`).
+    var exited: Bool { hasExited(agent.process) }
 
     /// Sends SIGTERM and waits (hang guard `guardSeconds`) until the agent has exited; then
     /// removes the mount and returns the exit status. nil when it had not exited by the guard.
