@@ -61,8 +61,8 @@ public struct ContainerDeadline: Sendable {
         }
     }
 
-    /// `10` for 10.0, `0.5` for 0.5.
-    static func seconds(_ value: Double) -> String {
+    /// Seconds for a message: `10` for 10.0, `0.5` for 0.5.
+    public static func seconds(_ value: Double) -> String {
         guard value.isFinite else { return "\(value)" }
         let whole = value.rounded()
         return abs(value - whole) < 0.05 && abs(whole) < 1e15 ? "\(Int64(whole))" : "\((value * 10).rounded() / 10)"

@@ -93,11 +93,13 @@ actor AgentDiagnosisSource: DiagnosisSource {
         case .cancelled: throw DiscoveryUnfinished(description: "stopping")
         case .timedOut(let step):
             throw DiscoveryUnfinished(
-                description: "timed out reading \(step) after \(Int(discoveryThreads.deadline.rounded())) s")
+                description: "timed out reading \(step) after \(ContainerDeadline.seconds(discoveryThreads.deadline)) s"
+            )
         case .stillStuck(let step, let seconds):
             throw DiscoveryUnfinished(
                 description:
-                    "timed out reading \(step): an earlier discovery has been stuck there for \(Int(seconds)) s")
+                    "timed out reading \(step): an earlier discovery has been stuck there for "
+                    + "\(ContainerDeadline.seconds(seconds)) s")
         case .tooManyStuck, .notStarted:
             throw DiscoveryUnfinished(description: "no thread for discovery: \(outcome)")
         }

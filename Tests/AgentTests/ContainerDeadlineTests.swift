@@ -241,8 +241,9 @@ struct StuckRoundTests {
         let metrics = MetricsRegistry()
         let agent = AgentLoop(source: source, sink: sink, metrics: metrics, logger: logger, interval: 0.2)
         let task = Task { await agent.run() }
-        // Hang guard: three rounds, or 60 s (then the pipe is released so that the test ends).
-        let done = await eventually(guardSeconds: 60) { metrics.value(AgentMetric.runs) >= 3 }
+        // Hang guard: three rounds, or 600 s (generous: tests that block the task pool's threads
+        // may run beside this one); then the pipe is released so that the test ends.
+        let done = await eventually(guardSeconds: 600) { metrics.value(AgentMetric.runs) >= 3 }
         if !done { pipe.release(16) }
         #expect(done, "the rounds stalled")
         task.cancel()
@@ -251,14 +252,19 @@ struct StuckRoundTests {
         let runs = Int(metrics.value(AgentMetric.runs))
         let healthy = sink.all.filter { $0.resource.containerID == "healthy" }
         let stuck = sink.all.filter { $0.resource.containerID == "stuck-1" }
-        #expect(healthy.count == 2 * runs)
+        // Two checks per container and emitted round: every completed round, and perhaps the one
+        // the cancellation came in (after its findings were handed over).
+        let emitted = healthy.count / 2
+        #expect(healthy.count % 2 == 0)
+        #expect(emitted == runs || emitted == runs + 1)
         #expect(healthy.allSatisfy { $0.severity == .ok })
-        #expect(stuck.count == 2 * runs)
+        #expect(stuck.count == healthy.count)
         #expect(stuck.allSatisfy { $0.severity == .unavailable })
         let reasons = stuck.map { $0.observation.evidence["reason"]?.stringValue ?? "" }
         #expect(reasons.allSatisfy { $0.hasPrefix("timed out reading the test's pipe (stuck-1)") }, "\(reasons)")
         #expect(reasons.dropFirst(2).allSatisfy { $0.contains("an earlier diagnosis of this container") })
         #expect(diagnosis.starts("stuck-1") == 1)
-        #expect(diagnosis.starts("healthy") == runs)
+        // Started in every round that reached it (a round cut short may have started it too).
+        #expect(diagnosis.starts("healthy") >= emitted && diagnosis.starts("healthy") <= emitted + 1)
     }
 }
