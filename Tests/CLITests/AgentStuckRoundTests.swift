@@ -106,6 +106,26 @@ struct AgentStuckRoundTests {
         #expect(run.agent.stdout.split(separator: "\n").count == 3)
     }
 
+    @Test("start-up stuck in a read of the node's files: the watchdog ends the agent after the grace, exit 1")
+    func watchdog() throws {
+        guard TestEnvironment.requireRoot() else { return }
+        // The kernel facts read at start-up (sys/kernel/btf/vmlinux) never come.
+        let run = try StalledAgent(
+            stalling: "sys/kernel/btf", ["--interval", "1", "--node-name", "n1", "--shutdown-grace", "1"])
+        #expect(run.fileSystem.waitForRequest(from: run.agent.process.pid) != nil, "the agent never read the mount")
+        run.agent.process.signal(SIGTERM)
+        // The main thread itself waits in the stalled read, so the process cannot be reaped
+        // before the mount goes; the watchdog's last log line says it has called exit.
+        let message = "shutdown did not finish within --shutdown-grace; exiting"
+        let line = run.agent.waitForLog(message, timeout: 60)
+        #expect(line?["exit_status"] == "1", "\(run.agent.stderr)")
+        run.fileSystem.unmount()
+        let (status, timedOut) = run.agent.process.wait(timeout: 30)
+        #expect(!timedOut)
+        #expect(status == 1)
+        #expect(run.agent.logs.contains { $0["message"] == "signal received; stopping" })
+    }
+
     @Test("discovery that never returns: past its deadline the rounds go on, its thread abandoned once, not restarted")
     func discoveryDeadline() throws {
         guard TestEnvironment.requireRoot() else { return }
