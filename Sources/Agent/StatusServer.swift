@@ -306,8 +306,16 @@ private final class EventLoop: @unchecked Sendable {
                 wakeAt = min(wakeAt, connection.deadline)
             }
             let timeout = Int32(max(0, min(60_000, ((wakeAt - now) * 1000).rounded(.up))))
-            let ready = poll(&entries, nfds_t(entries.count), timeout)
-            if ready < 0 && errno != EINTR { break }
+            if poll(&entries, nfds_t(entries.count), timeout) < 0 {
+                // Interrupted, or short of memory for a moment: try again (after a pause for the
+                // latter). Anything else is a bug in the arguments: stop serving.
+                if errno == EINTR { continue }
+                if errno == ENOMEM || errno == EAGAIN {
+                    usleep(100_000)
+                    continue
+                }
+                break
+            }
             if entries[0].revents != 0 { break }
             now = MonotonicClock.now()
             // Service the connections polled (the array is unchanged since), then expire, then accept.
