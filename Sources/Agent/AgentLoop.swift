@@ -15,6 +15,8 @@ public enum AgentMetric {
     public static let bpfLoaded = "pgnode_bpf_program_loaded"
     public static let buildInfo = "pgnode_build_info"
     public static let startTime = "pgnode_start_time_seconds"
+    public static let diagnosisTimeouts = "pgnode_diagnosis_timeouts_total"
+    public static let stuckThreads = "pgnode_diagnosis_stuck_threads"
 
     /// Declares the agent's metrics. `pgnode_probe_events_total{probe}` and
     /// `pgnode_bpf_program_loaded{program}` are filled by the probe layer.
@@ -110,14 +112,21 @@ public final class AgentLoop: Sendable {
     }
 
     /// Runs until the task is cancelled: node findings at start, then every interval the
-    /// containers' findings for the window and the node findings that changed. A round in progress
-    /// when cancellation comes is finished; a window in progress is abandoned (its findings would
-    /// cover only part of the interval). Then the source's `stop()` is called.
+    /// containers' findings for the window and the node findings that changed. When cancellation
+    /// comes, the window in progress is abandoned (its findings would cover only part of the
+    /// interval), and so is a round in progress: what it returns after the cancellation is not
+    /// emitted (a source stops waiting for its work when cancelled). Then the source's `stop()`
+    /// is called.
     public func run() async {
+        defer { logger.info("agent loop stopped") }
         var lastNode: [String: Observation] = [:]
         var containers = await discover(previous: [])
         let startTime = Timestamp.now()
         let node = await source.nodeFindings(window: DiagnosisWindow(start: startTime, end: startTime))
+        if Task.isCancelled {
+            await source.stop()
+            return
+        }
         emit(Self.changed(node, since: &lastNode))
         health.markReady()
         health.beat()
@@ -144,11 +153,13 @@ public final class AgentLoop: Sendable {
             if next < MonotonicClock.now() + interval / 2 { next = MonotonicClock.now() + interval }
             let began = MonotonicClock.now()
             let window = DiagnosisWindow(start: windowStart, end: Timestamp.now())
-            emit(await source.containerFindings(window: window, containers: containers))
+            let containerFindings = await source.containerFindings(window: window, containers: containers)
+            if Task.isCancelled { break }
+            emit(containerFindings)
             let now = Timestamp.now()
-            emit(
-                Self.changed(await source.nodeFindings(window: DiagnosisWindow(start: now, end: now)), since: &lastNode)
-            )
+            let nodeFindings = await source.nodeFindings(window: DiagnosisWindow(start: now, end: now))
+            if Task.isCancelled { break }
+            emit(Self.changed(nodeFindings, since: &lastNode))
             containers = await discover(previous: containers)
             metrics.add(AgentMetric.runs)
             metrics.set(AgentMetric.duration, [], MonotonicClock.now() - began)
@@ -156,7 +167,6 @@ public final class AgentLoop: Sendable {
             windowStart = window.end
         }
         await source.stop()
-        logger.info("agent loop stopped")
     }
 
     private func discover(previous: Set<String>) async -> Set<String> {
@@ -176,6 +186,7 @@ public final class AgentLoop: Sendable {
             metrics.set(AgentMetric.containers, [], Double(found.count))
             return found
         } catch {
+            if Task.isCancelled { return previous }
             metrics.add(AgentMetric.discoveryErrors)
             logger.error("container discovery failed; keeping the previous set", metadata: ["error": "\(error)"])
             return previous

@@ -47,12 +47,19 @@ public struct ProbeWindow: Sendable {
 }
 
 /// Runs every container-level check for one resolved container: gathers the facts (I/O at
-/// this edge) and hands them to the pure checks.
+/// this edge) and hands them to the pure checks. `step` is told what is being read before each
+/// read, so that a diagnosis that does not finish in time can say where it was.
 public enum ContainerDiagnosis {
+    /// The checks `staticObservations` reports, in order.
+    public static let staticChecks = [ShmSizeCheck.id, MemoryLimitCheck.id]
+
     /// `shm.size` for the container's (first) server and `memory.limit`.
-    public static func staticObservations(_ resolution: Resolution, host: HostRoot) -> [Observation] {
+    public static func staticObservations(
+        _ resolution: Resolution, host: HostRoot, step: (String) -> Void = { _ in }
+    ) -> [Observation] {
         var observations: [Observation] = []
         if let server = resolution.postgres.first {
+            step("/dev/shm of process \(server.postmasterPID) (shm.size)")
             var o = ShmSizeCheck.evaluate(ShmFactsReader.facts(server: server, host: host))
             o.evidence["postmaster_pid"] = .int(Int64(server.postmasterPID))
             o.evidence["data_directory"] = .from(server.dataDirectory)
@@ -61,6 +68,7 @@ public enum ContainerDiagnosis {
             observations.append(
                 .unavailable(check: ShmSizeCheck.id, reason: "no PostgreSQL server was found in the container"))
         }
+        step("the container's memory cgroup (memory.limit)")
         observations.append(MemoryLimitCheck.evaluate(MemoryFactsReader.facts(resolution: resolution, host: host)))
         return observations
     }
@@ -69,10 +77,11 @@ public enum ContainerDiagnosis {
     /// at `index`; a probe that did not run gives `unavailable` with its reason.
     public static func probeObservations(
         _ resolution: Resolution, index: Int, host: HostRoot, window: ProbeWindow, names: CgroupNames, pageSize: Int,
-        clock: ProbeReports.Clock, devices: [BlockNoiseReport.Device]
+        clock: ProbeReports.Clock, devices: [BlockNoiseReport.Device], step: (String) -> Void = { _ in }
     ) -> [Observation] {
         // Name the processes the probes saw, including those born during the window (read from
         // /proc now, while they still run).
+        step("/proc for the names of the processes the probes saw")
         var processNames = ProcessNames(resolution)
         let seen =
             (window.results.reclaim[index] ?? []).map { Int32(bitPattern: $0.tgid) }
@@ -98,6 +107,7 @@ public enum ContainerDiagnosis {
                     continue
                 }
                 let process = ShmUsageSampler.process(resolution)
+                step("/dev/shm of process \(process.map { "\($0.pid)" } ?? "?") (shm.enospc)")
                 let shmSize = process.flatMap { try? ContainerRoot(host: host, process: $0).fileSystem("/dev/shm") }
                 let result = window.results.shm[index] ?? ShmResult()
                 observations.append(

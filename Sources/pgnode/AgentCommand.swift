@@ -24,8 +24,12 @@ struct AgentCommand: AsyncParsableCommand {
             findings go through an on-disk spool (--spool-dir) to the receiver, in order, with \
             retries; nothing is lost while the receiver is down unless the spool fills up.
 
-            SIGTERM or SIGINT: stop diagnosing, deliver what can be delivered within \
-            --shutdown-grace, keep the rest in the spool for the next start, exit 0.
+            Each container's diagnosis has --container-deadline seconds; past it, its checks are \
+            'unavailable' ("timed out reading …") and the round goes on for the others.
+
+            SIGTERM or SIGINT: stop diagnosing (a round in progress is abandoned), deliver what can \
+            be delivered within --shutdown-grace, keep the rest in the spool for the next start, \
+            exit 0.
 
             Examples:
               pgnode agent --host-root /host --listen :9187
@@ -38,6 +42,13 @@ struct AgentCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Seconds between diagnosis rounds.", valueName: "seconds"))
     var interval: Double = 60
+
+    @Option(
+        name: .customLong("container-deadline"),
+        help: ArgumentHelp(
+            "Seconds one container's diagnosis may take; past it its checks are 'unavailable'.",
+            valueName: "seconds"))
+    var containerDeadline: Double = 10
 
     @Option(
         help: ArgumentHelp(
@@ -134,6 +145,7 @@ struct AgentCommand: AsyncParsableCommand {
             }
         }
         try seconds(interval, "--interval", min: 0.1, max: 86_400)
+        try seconds(containerDeadline, "--container-deadline", min: 0.1, max: 3600)
         try seconds(shutdownGrace, "--shutdown-grace", min: 0, max: 3600)
         try seconds(connectTimeout, "--connect-timeout", min: 0.1, max: 600)
         try seconds(requestTimeout, "--request-timeout", min: 0.1, max: 3600)
@@ -185,6 +197,18 @@ struct AgentCommand: AsyncParsableCommand {
         LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level) }
         let logger = Logger(label: "pgnode.agent")
         signal(SIGPIPE, SIG_IGN)
+        // From here on SIGTERM/SIGINT stop the agent within --shutdown-grace, whatever hangs.
+        let shutdown = AgentShutdown(grace: shutdownGrace) {
+            logger.error(
+                "shutdown did not finish within --shutdown-grace; exiting",
+                metadata: ["exit_status": "\(AgentShutdown.watchdogStatus)"])
+        }
+        let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { signal in
+            logger.info(
+                "signal received; stopping", metadata: ["signal": "\(signal == SIGTERM ? "SIGTERM" : "SIGINT")"])
+            shutdown.request()
+        }
+        signals.secondSignalExits()
 
         let metrics = MetricsRegistry()
         let host = hostOptions.host
@@ -230,7 +254,7 @@ struct AgentCommand: AsyncParsableCommand {
         let loop = AgentLoop(
             source: AgentDiagnosisSource(
                 host: host, nodeName: node, btfOption: btfOptions.btf, btfArchive: btfOptions.btfArchive,
-                metrics: metrics),
+                metrics: metrics, containerDeadline: containerDeadline),
             sink: sink, metrics: metrics,
             logger: logger, interval: interval)
 
@@ -249,17 +273,23 @@ struct AgentCommand: AsyncParsableCommand {
             server = status
         }
 
-        let task = Task { await loop.run() }
-        let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { signal in
-            logger.info(
-                "signal received; stopping", metadata: ["signal": "\(signal == SIGTERM ? "SIGTERM" : "SIGINT")"])
+        let task = Task {
+            await loop.run()
+            shutdown.markLoopEnded()
+        }
+        shutdown.whenRequested {
             loop.health.markStopping()
             task.cancel()
         }
-        await task.value
-        signals.secondSignalExits()
+        if !(await shutdown.loopEndedOrGraceOver()) {
+            // Something the round called does not return (a read that never ends); the round is
+            // left behind, and the process ends without it.
+            logger.warning(
+                "the diagnosis round did not stop within --shutdown-grace; leaving it behind",
+                metadata: ["grace_s": "\(shutdownGrace)"])
+        }
 
-        let grace = shutdownGrace
+        let grace = shutdown.remaining
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             startThread(name: "pgnode-flush") {
                 sink.shutdown(grace: grace)

@@ -16,6 +16,11 @@ import Shipping
 /// a slot (`TargetSlots`) and changes only the probes' target map; `containerFindings` collects
 /// what the probes saw since the previous window (`ProbeSession.collect`: counters as
 /// differences, per-event entries drained) and runs every check per container.
+///
+/// Nothing a container holds can stall the round: each container's diagnosis runs on its own
+/// thread with a deadline (`ContainerDeadline`; past it, its checks are `unavailable`, "timed out
+/// reading …"), and so does discovery (three times that deadline; past it the previous set of
+/// containers is kept).
 actor AgentDiagnosisSource: DiagnosisSource {
     let host: HostRoot
     let nodeName: String
@@ -37,13 +42,24 @@ actor AgentDiagnosisSource: DiagnosisSource {
     /// Containers without a probe slot at the last discovery.
     private var unfollowed = 0
     private let logger = Logger(label: "pgnode.agent")
+    /// Each container's diagnosis, under its deadline.
+    private let deadlines: ContainerDeadline
+    /// Discovery, under its deadline.
+    private let discoveryThreads: DeadlineThreads
 
-    init(host: HostRoot, nodeName: String, btfOption: String?, btfArchive: String?, metrics: MetricsRegistry) {
+    init(
+        host: HostRoot, nodeName: String, btfOption: String?, btfArchive: String?, metrics: MetricsRegistry,
+        containerDeadline: Double
+    ) {
         self.host = host
         self.nodeName = nodeName
         self.btfOption = btfOption
         self.btfArchive = btfArchive
         self.metrics = metrics
+        deadlines = ContainerDeadline(
+            threads: DeadlineThreads(deadline: containerDeadline, logger: logger, metrics: metrics))
+        discoveryThreads = DeadlineThreads(
+            deadline: 3 * containerDeadline, maxStuck: 1, what: "container discovery", logger: logger)
         let facts = KernelFacts.gather(host: host)
         self.facts = facts
         let btf = BTFResolver.resolve(host: host, facts: facts, option: btfOption, archive: btfArchive)
@@ -57,15 +73,41 @@ actor AgentDiagnosisSource: DiagnosisSource {
         self.blocked = blocked
     }
 
+    /// Discovery that did not finish: the loop keeps the previous containers.
+    struct DiscoveryUnfinished: Error, CustomStringConvertible {
+        var description: String
+    }
+
     func discoverContainers() async throws -> Set<String> {
-        let found = try ContainerResolver.resolveAll(host: host)
+        let host = self.host
+        let outcome = await discoveryThreads.run("discovery") { progress in
+            progress.step("the node's containers (processes, cgroups, runtime state, PostgreSQL configuration)")
+            let found = Result { () throws(ResolutionError) in try ContainerResolver.resolveAll(host: host) }
+            progress.step("the C libraries the containers' processes map (the probes' targets)")
+            return found.map { found in (found, found.map { ProbeTargets.target(for: $0, host: host) }) }
+        }
+        let found: [Resolution]
+        let probeTargets: [ProbeTarget]
+        switch outcome {
+        case .finished(let result): (found, probeTargets) = try result.get()
+        case .cancelled: throw DiscoveryUnfinished(description: "stopping")
+        case .timedOut(let step):
+            throw DiscoveryUnfinished(
+                description: "timed out reading \(step) after \(ContainerDeadline.seconds(discoveryThreads.deadline)) s"
+            )
+        case .stillStuck(let step, let seconds):
+            throw DiscoveryUnfinished(
+                description:
+                    "timed out reading \(step): an earlier discovery has been stuck there for "
+                    + "\(ContainerDeadline.seconds(seconds)) s")
+        case .tooManyStuck, .notStarted:
+            throw DiscoveryUnfinished(description: "no thread for discovery: \(outcome)")
+        }
         targets = found
         let assigned = slots.assign(found.map(\.container.id))
         var bySlot: [Int: ProbeTarget] = [:]
-        for resolution in found {
-            if let slot = assigned[resolution.container.id] {
-                bySlot[slot] = ProbeTargets.target(for: resolution, host: host)
-            }
+        for (resolution, target) in zip(found, probeTargets) {
+            if let slot = assigned[resolution.container.id] { bySlot[slot] = target }
         }
         if let session {
             do {
@@ -128,17 +170,33 @@ actor AgentDiagnosisSource: DiagnosisSource {
         let probeWindow = ProbeWindow(
             results: results, statuses: probeStatuses, nanoseconds: end.nanoseconds - windowStart.nanoseconds)
         windowStart = end
-        let names = CgroupNames(host: host, layout: facts.cgroups, known: targets)
+        let layout = facts.cgroups
+        let known = targets
         let devices = BlockDevices.read(host: host)
         let clock = ProbeReports.Clock()
+        let host = self.host
+        let pageSize = facts.pageSize
         var findings: [Finding] = []
         for resolution in targets where containers.contains(resolution.container.id) {
-            var observations = ContainerDiagnosis.staticObservations(resolution, host: host)
-            if let slot = slots.slots[resolution.container.id] {
-                observations += ContainerDiagnosis.probeObservations(
-                    resolution, index: slot, host: host, window: probeWindow, names: names, pageSize: facts.pageSize,
-                    clock: clock, devices: devices)
-            } else {
+            let slot = slots.slots[resolution.container.id]
+            let checks = ContainerDiagnosis.staticChecks + (slot == nil ? [] : probeStatuses.flatMap(\.checks))
+            let diagnosed = await deadlines.observations(container: resolution.container.id, checks: checks) {
+                progress in
+                var observations = ContainerDiagnosis.staticObservations(resolution, host: host) { progress.step($0) }
+                if let slot {
+                    // Its own namer: a cache shared with another container's thread (one that
+                    // may still run, abandoned) would be shared mutable state.
+                    let names = CgroupNames(host: host, layout: layout, known: known)
+                    observations += ContainerDiagnosis.probeObservations(
+                        resolution, index: slot, host: host, window: probeWindow, names: names, pageSize: pageSize,
+                        clock: clock, devices: devices
+                    ) { progress.step($0) }
+                }
+                return observations
+            }
+            // Cancelled: the agent is stopping and abandons the round.
+            guard var observations = diagnosed else { return findings }
+            if slot == nil {
                 observations += ContainerDiagnosis.unfollowedObservations(
                     statuses: probeStatuses, slots: Int(PGN_MAX_TARGETS))
             }

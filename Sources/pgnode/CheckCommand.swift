@@ -1,7 +1,9 @@
+import Agent
 import ArgumentParser
 import Checks
 import Diagnosis
 import HostFacts
+import Logging
 import PGNodeModel
 import ProbeObjects
 import Sinks
@@ -20,7 +22,9 @@ struct CheckCommand: AsyncParsableCommand {
         discussion: """
             Without --container, every PostgreSQL container on the node is diagnosed. Node-level \
             findings (kernel, BTF, BPF support) always come first. Every check that ran reports, \
-            'ok' included; a check that could not run reports 'unavailable' with its reason.
+            'ok' included; a check that could not run reports 'unavailable' with its reason. Each \
+            container's diagnosis has --container-deadline seconds; past it, its checks report \
+            'unavailable' ("timed out reading …") and the others go on.
 
             Exit status: 0 when the run completed (and no finding reached --fail-on), 1 when a \
             finding reached --fail-on, 64 on a usage error.
@@ -48,6 +52,13 @@ struct CheckCommand: AsyncParsableCommand {
         help: ArgumentHelp("How long probes observe, in seconds; 0 runs only the static checks.", valueName: "seconds"))
     var duration: Double = 10
 
+    @Option(
+        name: .customLong("container-deadline"),
+        help: ArgumentHelp(
+            "Seconds one container's diagnosis may take; past it its checks are 'unavailable'.",
+            valueName: "seconds"))
+    var containerDeadline: Double = 10
+
     @Option(help: "Output format (default: text on a terminal, json otherwise).")
     var format: OutputFormat?
 
@@ -73,6 +84,10 @@ struct CheckCommand: AsyncParsableCommand {
         guard duration >= 0, duration.isFinite, duration <= 86_400 else {
             throw ValidationError("--duration must be between 0 and 86400 seconds, not \(duration)")
         }
+        guard containerDeadline.isFinite, containerDeadline >= 0.1, containerDeadline <= 3600 else {
+            throw ValidationError(
+                "--container-deadline must be between 0.1 and 3600 seconds, not \(containerDeadline)")
+        }
         if let failOn, failOn == .ok || failOn == .unavailable {
             throw ValidationError("--fail-on takes info, warning or critical, not '\(failOn.rawValue)'")
         }
@@ -97,7 +112,12 @@ struct CheckCommand: AsyncParsableCommand {
             host: host, facts: facts, btfOption: btfOptions.btf, btfArchive: btfOptions.btfArchive, seconds: duration,
             targets: probeTargets)
         sampler?.cancel()
-        let shmUsedPeaks = await sampler?.value ?? [:]
+        // A statfs of a hung /dev/shm would keep the sampler from ever returning: its peaks are
+        // then given up (shm.enospc goes without them), not waited for.
+        var shmUsedPeaks: [Int: Int64] = [:]
+        if let sampler {
+            shmUsedPeaks = await DeadlineThreads.value(of: sampler, waitingAtMost: containerDeadline) ?? [:]
+        }
         let now = Timestamp.now()
         let clock = ProbeReports.Clock()
         let nodeObservations = [bpf.btf, KernelChecks.headers(facts)] + bpf.observations
@@ -107,17 +127,36 @@ struct CheckCommand: AsyncParsableCommand {
         let window = ProbeWindow(
             results: bpf.results, statuses: bpf.statuses, nanoseconds: now.nanoseconds - windowStart.nanoseconds,
             shmUsedPeakBytes: shmUsedPeaks)
-        let names = CgroupNames(host: host, layout: facts.cgroups, known: targets.map(\.resolution))
+        let layout = facts.cgroups
+        let known = targets.map(\.resolution)
         let devices = BlockDevices.read(host: host)
+        let pageSize = facts.pageSize
+        let deadlines = ContainerDeadline(
+            threads: DeadlineThreads(
+                deadline: containerDeadline, logger: Logger(label: "pgnode.check") { _ in SwiftLogNoOpLogHandler() }))
         for (index, target) in targets.enumerated() {
-            var observations = ContainerDiagnosis.staticObservations(target.resolution, host: host)
-            if duration > 0 && index >= Int(PGN_MAX_TARGETS) {
+            let probed = duration > 0 && index < Int(PGN_MAX_TARGETS)
+            let checks = ContainerDiagnosis.staticChecks + (probed ? bpf.statuses.flatMap(\.checks) : [])
+            let resolution = target.resolution
+            // Each container on its own thread, under the deadline (a read that never returns
+            // leaves that container's checks unavailable and the others go on).
+            var observations =
+                await deadlines.observations(container: resolution.container.id, checks: checks) { progress in
+                    var observations = ContainerDiagnosis.staticObservations(resolution, host: host) {
+                        progress.step($0)
+                    }
+                    if probed {
+                        let names = CgroupNames(host: host, layout: layout, known: known)
+                        observations += ContainerDiagnosis.probeObservations(
+                            resolution, index: index, host: host, window: window, names: names, pageSize: pageSize,
+                            clock: clock, devices: devices
+                        ) { progress.step($0) }
+                    }
+                    return observations
+                } ?? []
+            if duration > 0 && !probed {
                 observations += ContainerDiagnosis.unfollowedObservations(
                     statuses: bpf.statuses, slots: Int(PGN_MAX_TARGETS))
-            } else if duration > 0 {
-                observations += ContainerDiagnosis.probeObservations(
-                    target.resolution, index: index, host: host, window: window, names: names,
-                    pageSize: facts.pageSize, clock: clock, devices: devices)
             }
             findings += observations.map {
                 Finding(observation: $0, resource: target.resource, windowStart: windowStart, time: now)

@@ -204,6 +204,8 @@ struct AgentCommandTests {
             (["--endpoint-ca", "/etc/hostname"], "--endpoint-ca needs --endpoint"),
             (["--endpoint", "http://x", "--endpoint-format", "splunk"], "endpoint-format"),
             (["--interval", "0"], "--interval must be between"),
+            (["--container-deadline", "0"], "--container-deadline must be between"),
+            (["--container-deadline", "nan"], "--container-deadline must be between"),
             (["--endpoint", "http://x", "--endpoint-index", "Bad Index"], "--endpoint-index must be"),
         ])
     func usageErrors(arguments: [String], message: String) throws {
