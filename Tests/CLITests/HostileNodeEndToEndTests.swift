@@ -101,7 +101,9 @@ func daemonSetMemoryLimit() throws -> Int64 {
     var inLimits = false
     for line in text.split(separator: "\n") {
         let trimmed = line.trimmingCharacters(in: .whitespaces)
-        if trimmed == "limits:" { inLimits = true } else if inLimits, trimmed.hasPrefix("memory:") {
+        if trimmed == "limits:" {
+            inLimits = true
+        } else if inLimits, trimmed.hasPrefix("memory:") {
             let value = trimmed.dropFirst("memory:".count).trimmingCharacters(in: .whitespaces)
             if value.hasSuffix("Mi"), let mib = Int64(value.dropLast(2)) { return mib << 20 }
             if value.hasSuffix("Gi"), let gib = Int64(value.dropLast(2)) { return gib << 30 }
@@ -152,8 +154,9 @@ struct HostileNodeEndToEndTests {
         let bomb = try Containers.start("hostile-bomb", options: bombOptions)
         defer { Containers.remove(bomb.name) }
         let bombData = try Containers.rootfs(bomb) + "/var/lib/postgresql/data"
-        let filler = String(repeating: "# padding padding padding padding padding padding padding padding\n", count: 16_384)
-        try (filler + "include 'bomb.conf'\ninclude 'bomb.conf'\nhash_mem_multiplier = 1e300\n").write(
+        let filler = String(
+            repeating: "# padding padding padding padding padding padding padding padding\n", count: 16_384)
+        try (filler + "include 'bomb.conf'\ninclude 'bomb.conf'\nhash_mem_multiplier = '1e300'\n").write(
             toFile: bombData + "/bomb.conf", atomically: true, encoding: .utf8)
         let conf = try FileHandle(forWritingTo: URL(fileURLWithPath: bombData + "/postgresql.conf"))
         try conf.seekToEnd()
@@ -184,7 +187,9 @@ struct HostileNodeEndToEndTests {
         // A receiver that refuses everything with a Retry-After far beyond any clamp.
         let receiver = try Receiver(
             mode: "ndjson",
-            options: ["--fail-first", "1000000", "--fail-status", "503", "--retry-after", "Fri, 31 Dec 9999 23:59:59 GMT"])
+            options: [
+                "--fail-first", "1000000", "--fail-status", "503", "--retry-after", "Fri, 31 Dec 9999 23:59:59 GMT",
+            ])
         defer { receiver.stop() }
 
         let directory = try Fixtures.temporaryDirectory("pgnode-hostile")
@@ -220,7 +225,9 @@ struct HostileNodeEndToEndTests {
             usleep(1_000_000)
         }
         #expect(agent.process.isRunning, "the agent died: \(agent.stderr.suffix(4000))")
-        #expect(windowsWithHealthyFindings.count >= 10, "healthy container diagnosed in \(windowsWithHealthyFindings.count) windows")
+        #expect(
+            windowsWithHealthyFindings.count >= 10,
+            "healthy container diagnosed in \(windowsWithHealthyFindings.count) windows")
         #expect(healthAnswers == healthAsked, "/healthz answered \(healthAnswers) of \(healthAsked) times")
         #expect(slow.closedByServer > 0, "the server never closed a slow connection")
 
