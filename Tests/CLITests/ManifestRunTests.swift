@@ -17,8 +17,11 @@ let denialMarkers = ["permission denied", "EPERM", "Operation not permitted", "u
 final class ManifestRun {
     let directory: String
     let process: Subprocess
+    /// Overlays made for this run (`ManifestRunTests.overlay`), removed with it.
+    let overlays: [String]
 
     init(_ sources: [String], options: [String] = []) throws {
+        overlays = sources.filter { $0.hasPrefix("/tmp/pgnode-overlay-") }
         directory = try Fixtures.temporaryDirectory("pgnode-manifest-run")
         process = try Subprocess(
             [TestEnvironment.scriptPath("run-manifests")] + sources + ["--out", directory] + options,
@@ -90,6 +93,7 @@ final class ManifestRun {
             _ = process.wait(timeout: 60)
         }
         try? FileManager.default.removeItem(atPath: directory)
+        for overlay in overlays { try? FileManager.default.removeItem(atPath: overlay) }
     }
 }
 
