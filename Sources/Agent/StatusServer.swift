@@ -6,8 +6,8 @@ import Shipping
     import Musl
 #endif
 
-/// `--listen ADDR:PORT`: `127.0.0.1:9187`, `0.0.0.0:9187`, `:9187` (every IPv4 address),
-/// `[::]:9187` or `[::1]:9187`. Port 0 picks a free port (logged at start).
+/// `--listen ADDR:PORT`: `127.0.0.1:9560`, `0.0.0.0:9560`, `:9560` (every IPv4 address),
+/// `[::]:9560` or `[::1]:9560`. Port 0 picks a free port (logged at start).
 public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
     /// The numeric host.
     public var host: String

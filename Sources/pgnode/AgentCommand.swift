@@ -31,8 +31,21 @@ struct AgentCommand: AsyncParsableCommand {
             be delivered within --shutdown-grace, keep the rest in the spool for the next start, \
             exit 0.
 
+            Environment: every flag can also be set by a variable, PGNODE_ and the flag's name in \
+            capitals with - as _ (a ConfigMap with envFrom, in Kubernetes). A flag on the command \
+            line wins over its variable; an empty variable counts as unset. --gzip/--no-gzip is \
+            PGNODE_GZIP=true or false (also 1/0, yes/no, on/off). The variables:
+              PGNODE_INTERVAL  PGNODE_CONTAINER_DEADLINE  PGNODE_LISTEN  PGNODE_ENDPOINT
+              PGNODE_ENDPOINT_FORMAT  PGNODE_ENDPOINT_INDEX  PGNODE_ENDPOINT_TOKEN_FILE  PGNODE_ENDPOINT_CA
+              PGNODE_ENDPOINT_CERT  PGNODE_ENDPOINT_KEY  PGNODE_CONNECT_TIMEOUT
+              PGNODE_REQUEST_TIMEOUT  PGNODE_BATCH_MAX_FINDINGS  PGNODE_BATCH_MAX_BYTES
+              PGNODE_BATCH_WAIT  PGNODE_GZIP  PGNODE_SPOOL_DIR  PGNODE_SPOOL_MAX_BYTES
+              PGNODE_SHUTDOWN_GRACE  PGNODE_LOG_LEVEL  PGNODE_HOST_ROOT  PGNODE_BTF
+              PGNODE_BTF_ARCHIVE  PGNODE_NODE_NAME
+
             Examples:
-              pgnode agent --host-root /host --listen :9187
+              pgnode agent --host-root /host --listen :9560
+              PGNODE_INTERVAL=10 PGNODE_LISTEN=127.0.0.1:9560 pgnode agent
               pgnode agent --endpoint http://loki:3100 --endpoint-format loki
               pgnode agent --endpoint https://es:9200 --endpoint-format elasticsearch \\
                   --endpoint-ca /etc/pgnode/ca.pem --endpoint-token-file /run/es-token
@@ -52,7 +65,7 @@ struct AgentCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Serve /healthz, /readyz and /metrics on ADDR:PORT (e.g. :9187, 127.0.0.1:9187, [::]:9187).",
+            "Serve /healthz, /readyz and /metrics on ADDR:PORT (e.g. :9560, 127.0.0.1:9560, [::]:9560).",
             valueName: "addr:port"))
     var listen: String?
 
@@ -69,7 +82,8 @@ struct AgentCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("endpoint-token-file"),
-        help: ArgumentHelp("A file holding a bearer token; re-read when it changes.", valueName: "path"))
+        help: ArgumentHelp(
+            "A file holding a bearer token; re-read when it changes. Absent at start: no token.", valueName: "path"))
     var endpointTokenFile: String?
 
     @Option(
@@ -151,7 +165,7 @@ struct AgentCommand: AsyncParsableCommand {
         try seconds(requestTimeout, "--request-timeout", min: 0.1, max: 3600)
         try seconds(batchWait, "--batch-wait", min: 0, max: 3600)
         if let listen, ListenAddress(listen) == nil {
-            throw ValidationError("--listen takes ADDR:PORT with a numeric address (e.g. :9187), not '\(listen)'")
+            throw ValidationError("--listen takes ADDR:PORT with a numeric address (e.g. :9560), not '\(listen)'")
         }
         guard batchMaxFindings >= 1 else { throw ValidationError("--batch-max-findings must be at least 1") }
         guard batchMaxBytes >= 1024 else { throw ValidationError("--batch-max-bytes must be at least 1024") }
@@ -165,9 +179,10 @@ struct AgentCommand: AsyncParsableCommand {
                 throw ValidationError("--endpoint must be an http:// or https:// URL, not '\(endpoint)'")
             }
         } else {
+            // Not --endpoint-token-file: a manifest passes the path of its optional Secret whether
+            // or not the ConfigMap sets an endpoint; without one it is not used.
             for (flag, value) in [
-                ("--endpoint-token-file", endpointTokenFile), ("--endpoint-ca", endpointCA),
-                ("--endpoint-cert", endpointCert), ("--endpoint-key", endpointKey),
+                ("--endpoint-ca", endpointCA), ("--endpoint-cert", endpointCert), ("--endpoint-key", endpointKey),
             ] where value != nil {
                 throw ValidationError("\(flag) needs --endpoint")
             }
@@ -175,10 +190,9 @@ struct AgentCommand: AsyncParsableCommand {
         if (endpointCert == nil) != (endpointKey == nil) {
             throw ValidationError("--endpoint-cert and --endpoint-key go together")
         }
+        // An absent --endpoint-token-file is not an error (an optional Secret): see run().
         for (flag, value) in [
-            ("--endpoint-token-file", endpointTokenFile), ("--endpoint-ca", endpointCA),
-            ("--endpoint-cert", endpointCert),
-            ("--endpoint-key", endpointKey),
+            ("--endpoint-ca", endpointCA), ("--endpoint-cert", endpointCert), ("--endpoint-key", endpointKey),
         ] {
             if let value, !HostRoot("/").exists(value) { throw ValidationError("\(flag) '\(value)' does not exist") }
         }
@@ -214,8 +228,18 @@ struct AgentCommand: AsyncParsableCommand {
         let host = hostOptions.host
         let node = NodeIdentity.nodeName(explicit: nodeName, environment: environmentVariables(), host: host)
 
+        let settings = try? EnvironmentSettings(toolInfo: Self._dumpHelp())
+        for variable in settings?.unknownVariables(environmentVariables()) ?? [] {
+            logger.warning("environment variable names no agent flag; ignored", metadata: ["variable": "\(variable)"])
+        }
+
         let sink: any FindingSink
         if let endpoint {
+            var tokenFile = endpointTokenFile
+            if let path = tokenFile, !HostRoot("/").exists(path) {
+                logger.warning("endpoint token file absent; requests carry no token", metadata: ["path": "\(path)"])
+                tokenFile = nil
+            }
             let url = endpointFormat.resolvedURL(endpoint)
             let spool: Spool
             do {
@@ -234,7 +258,7 @@ struct AgentCommand: AsyncParsableCommand {
                 connectTimeout: connectTimeout)
             let shipper = Shipper(
                 configuration: ShipperConfiguration(
-                    url: url, format: endpointFormat, index: endpointIndex, gzip: gzip, tokenFile: endpointTokenFile,
+                    url: url, format: endpointFormat, index: endpointIndex, gzip: gzip, tokenFile: tokenFile,
                     requestTimeout: requestTimeout, batchMaxFindings: batchMaxFindings, batchMaxBytes: batchMaxBytes,
                     batchWait: batchWait),
                 transport: client, spool: spool, deadLetter: DeadLetterFile(path: "\(spoolDir)/dead-letter.ndjson"),

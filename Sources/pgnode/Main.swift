@@ -1,3 +1,4 @@
+import Agent
 import ArgumentParser
 import PGNodeModel
 
@@ -22,7 +23,7 @@ struct PGNode: AsyncParsableCommand {
               pgnode check --duration 0 --format text    # static checks only, for a person
               pgnode resolve 3f2a9c1b7d4e                # a container's pod, cgroups and PostgreSQL
               pgnode kernel                              # the node's kernel facts as JSON
-              pgnode agent --listen :9187                # continuous diagnosis, NDJSON on stdout
+              pgnode agent --listen :9560                # continuous diagnosis, NDJSON on stdout
             """,
         version: PGNodeVersion.current,
         subcommands: [
@@ -33,13 +34,25 @@ struct PGNode: AsyncParsableCommand {
 
     /// Parses the arguments; a usage error becomes one line on stderr naming the bad argument.
     static func main() async {
+        var settings: EnvironmentSettings.Merged?
         do {
-            var command = try parseAsRoot()
+            var arguments = Array(CommandLine.arguments.dropFirst())
+            // `pgnode agent` also takes its flags from PGNODE_<FLAG> variables (EnvironmentSettings).
+            if arguments.first == AgentCommand.configuration.commandName {
+                let merged = try EnvironmentSettings(toolInfo: AgentCommand._dumpHelp()).merged(
+                    commandLine: Array(arguments.dropFirst()), environment: environmentVariables())
+                arguments = [arguments[0]] + merged.arguments
+                settings = merged
+            }
+            var command = try parseAsRoot(arguments)
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
                 try command.run()
             }
+        } catch let failure as EnvironmentSettingsError {
+            writeStandardError("pgnode: \(failure.message)\n")
+            Glibc.exit(64)
         } catch let exit as PGNodeExit {
             Glibc.exit(exit.code)
         } catch let failure as ResolutionFailure {
@@ -52,7 +65,8 @@ struct PGNode: AsyncParsableCommand {
             }
             let message = fullMessage(for: error)
             let first = message.split(separator: "\n").first.map(String.init) ?? "\(error)"
-            let line = first.hasPrefix("Error: ") ? String(first.dropFirst(7)) : first
+            var line = first.hasPrefix("Error: ") ? String(first.dropFirst(7)) : first
+            if let variable = settings?.variable(blamedBy: line) { line += " (set by \(variable))" }
             writeStandardError("pgnode: \(line)\n")
             Glibc.exit(code.rawValue)
         }

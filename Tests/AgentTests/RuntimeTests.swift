@@ -41,14 +41,14 @@ struct RuntimeTests {
     @Test(
         "--listen addresses",
         arguments: [
-            (":9187", "0.0.0.0:9187"), ("127.0.0.1:0", "127.0.0.1:0"), ("[::1]:80", "[::1]:80"),
-            ("[::]:9187", "[::]:9187"),
+            (":9560", "0.0.0.0:9560"), ("127.0.0.1:0", "127.0.0.1:0"), ("[::1]:80", "[::1]:80"),
+            ("[::]:9560", "[::]:9560"),
         ])
     func listenAddresses(text: String, expected: String) {
         #expect(ListenAddress(text)?.description == expected)
     }
 
-    @Test("bad --listen addresses", arguments: ["9187", "localhost:9187", "1.2.3.4:99999", "::1:80", "[::1]80", "a:b"])
+    @Test("bad --listen addresses", arguments: ["9560", "localhost:9560", "1.2.3.4:99999", "::1:80", "[::1]80", "a:b"])
     func badListenAddresses(text: String) {
         #expect(ListenAddress(text) == nil)
     }

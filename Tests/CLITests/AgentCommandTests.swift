@@ -8,13 +8,13 @@ final class AgentProcess {
     let process: Subprocess
     let directory: String
 
-    init(_ arguments: [String], directory: String) throws {
+    init(_ arguments: [String], directory: String, environment: [String: String]? = nil) throws {
         self.directory = directory
         _ = FileManager.default.createFile(atPath: "\(directory)/stdout", contents: nil)
         _ = FileManager.default.createFile(atPath: "\(directory)/stderr", contents: nil)
         process = try Subprocess(
-            [TestEnvironment.pgnodeBinary, "agent"] + arguments, stdout: .file("\(directory)/stdout"),
-            stderr: .file("\(directory)/stderr"))
+            [TestEnvironment.pgnodeBinary, "agent"] + arguments, environment: environment,
+            stdout: .file("\(directory)/stdout"), stderr: .file("\(directory)/stderr"))
     }
 
     var stdout: String { (try? String(contentsOfFile: "\(directory)/stdout", encoding: .utf8)) ?? "" }
