@@ -5,7 +5,7 @@ extension Harness {
     /// `postgresql.conf`, its includes and `postgresql.auto.conf`, as a tenant may write them.
     static let config = Harness(
         name: "config", maxLength: 8192,
-        summary: "postgresql.conf syntax, the include loader (every file is the input), PostgresSettings.resolve"
+        summary: "postgresql.conf syntax, the include loader over a container root, PostgresSettings.resolve"
     ) { bytes in
         let input = text(bytes)
         let parsed = ConfigFileSyntax.parse(input, file: "/etc/postgresql/postgresql.conf")
@@ -13,8 +13,18 @@ extension Harness {
         for entry in parsed.entries {
             require(entry.line >= 1, "an entry on line \(entry.line)")
         }
-        // Every file the input includes is the input again: include loops and bombs.
-        let loader = PostgresConfigLoader(source: EchoConfigSource(text: input))
+        // Through the real loader and container reads: the main file, two files in conf.d and
+        // postgresql.auto.conf are all the input, so an include of any of them (itself included)
+        // loops or fans out.
+        Scratch.remove("config")
+        for path in [
+            "etc/postgresql/postgresql.conf", "etc/postgresql/conf.d/a.conf", "etc/postgresql/conf.d/b.conf",
+            "var/lib/postgresql/postgresql.auto.conf",
+        ] {
+            Scratch.store("config/\(path)", bytes)
+        }
+        let root = ContainerRoot(rootPath: "\(Scratch.root)/config")
+        let loader = PostgresConfigLoader(source: ContainerConfigSource(root: root))
         let loaded = loader.load(configFile: "/etc/postgresql/postgresql.conf", dataDirectory: "/var/lib/postgresql")
         consume(loaded)
         require(loaded.files.count <= PostgresConfigLoader.maxFiles, "\(loaded.files.count) files read")
@@ -22,21 +32,5 @@ extension Harness {
             let settings = PostgresSettings.resolve(config: loaded.entries, commandLine: [], majorVersion: version)
             for (_, setting) in settings { consume(setting?.json) }
         }
-    }
-}
-
-/// Answers every file with the same text; a path naming `missing` does not exist, and every
-/// directory holds the same few names.
-struct EchoConfigSource: ConfigFileSource {
-    var text: String
-
-    func readFile(_ path: String) throws(HostReadError) -> String {
-        if path.contains("missing") { throw .notFound(path: path) }
-        return text
-    }
-
-    func listDirectory(_ path: String) throws(HostReadError) -> [String] {
-        if path.contains("missing") { throw .notFound(path: path) }
-        return ["b.conf", "a.conf", ".hidden.conf", "notes.txt"]
     }
 }
