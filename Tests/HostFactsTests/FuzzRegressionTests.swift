@@ -61,6 +61,7 @@ struct HostFactsFuzzRegressionTests {
                 "memory.current": "268435456\n",
                 "memory.stat": "anon 67108864\nfile 134217728\ninactive_file 33554432\n",
                 "memory.events": "high 0\nmax 0\noom 0\noom_kill 0\n",
+                "memory.pressure": "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
             ]
         let dir = "\(root)/cgroup/pod/c"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
