@@ -163,3 +163,19 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// The libFuzzer harnesses for the parsers of outside input (Fuzz/Harnesses), only when
+// PGNODE_FUZZ=1: they have no `main` of their own and link only with `-sanitize=fuzzer`, so the
+// normal build never sees them. scripts/fuzz builds them in .build-fuzz.
+if Context.environment["PGNODE_FUZZ"] == "1" {
+    package.products.append(.executable(name: "pgnode-fuzz", targets: ["pgnode-fuzz"]))
+    package.targets += [
+        .target(name: "PGNodeFuzzDriver", path: "Fuzz/Driver"),
+        .executableTarget(
+            name: "pgnode-fuzz",
+            dependencies: ["PGNodeFuzzDriver", "PGNodeModel", "HostFacts", "Resolution", "Shipping"],
+            path: "Fuzz/Harnesses",
+            swiftSettings: strict
+        ),
+    ]
+}

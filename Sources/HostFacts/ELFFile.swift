@@ -14,6 +14,7 @@ public struct ELFFile: Sendable, Equatable {
         case noSection(name: String)
         case badVersionSection(size: Int)
         case overlapsHeaders(section: String)
+        case overlapsSectionNames(section: String)
 
         public var description: String {
             switch self {
@@ -26,6 +27,7 @@ public struct ELFFile: Sendable, Equatable {
             case .noSection(let name): "the ELF file has no '\(name)' section"
             case .badVersionSection(let size): "the 'version' section has \(size) bytes, not 4"
             case .overlapsHeaders(let name): "the '\(name)' section overlaps the ELF or section headers"
+            case .overlapsSectionNames(let name): "the '\(name)' section overlaps the section names"
             }
         }
     }
@@ -201,6 +203,10 @@ public enum LegacyBPFObject {
         for i in 0..<4 {
             let shift = UInt32(elf.isLittleEndian ? i * 8 : (3 - i) * 8)
             result[section.offset + i] = UInt8(truncatingIfNeeded: code >> shift)
+        }
+        // Nor may it change the sections (a `version` inside the section-name string table).
+        guard let rewritten = try? ELFFile(result), rewritten.sections == elf.sections else {
+            throw .overlapsSectionNames(section: "version")
         }
         return result
     }

@@ -51,7 +51,12 @@ struct ELFFileTests {
                 bytes[index] = UInt8(truncatingIfNeeded: generator.next())
             }
             if let version = try? LegacyBPFObject.version(of: bytes) {
-                #expect(try LegacyBPFObject.version(of: LegacyBPFObject.settingVersion(bytes, to: 5)) == 5)
+                do {
+                    #expect(try LegacyBPFObject.version(of: LegacyBPFObject.settingVersion(bytes, to: 5)) == 5)
+                } catch .overlapsSectionNames {
+                    // The corruption moved the version into the section names: writing it would
+                    // rename a section (`license` became `lic\u{5}` once), so it is refused.
+                }
                 _ = version
             }
         }
