@@ -25,6 +25,9 @@ let package = Package(
         .target(name: "CShims"),
         // The finding schema, severities, JSON values and stable ids. No I/O.
         .target(name: "PGNodeModel", swiftSettings: strict),
+        // OS helpers shared by the targets that run work on threads of their own: POSIX threads,
+        // a mutex with a condition variable, the monotonic clock.
+        .target(name: "OSSupport", swiftSettings: strict),
         // Everything read from the host: procfs, cgroupfs, mounts, kernel facts. All I/O goes
         // through a host root so tests can point it at a fixture tree.
         .target(
@@ -80,7 +83,7 @@ let package = Package(
         .target(
             name: "Shipping",
             dependencies: [
-                "PGNodeModel", "CCurl", "CZlib",
+                "PGNodeModel", "OSSupport", "CCurl", "CZlib",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -89,7 +92,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "PGNodeModel", "HostFacts", "Checks", "Shipping",
+                "PGNodeModel", "HostFacts", "Checks", "OSSupport", "Shipping",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -99,7 +102,7 @@ let package = Package(
             name: "pgnode",
             dependencies: [
                 "PGNodeModel", "HostFacts", "Resolution", "Checks", "Sinks", "Probes", "ProbeObjects", "Diagnosis",
-                "Shipping", "Agent",
+                "OSSupport", "Shipping", "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -150,7 +153,7 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "Agent", "Shipping", "PGNodeModel", "HostFacts", "TestSupport",
+                "Agent", "OSSupport", "Shipping", "PGNodeModel", "HostFacts", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -1,4 +1,5 @@
 import Logging
+import OSSupport
 import Shipping
 import Synchronization
 

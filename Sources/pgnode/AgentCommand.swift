@@ -3,6 +3,7 @@ import ArgumentParser
 import Dispatch
 import HostFacts
 import Logging
+import OSSupport
 import PGNodeModel
 import Shipping
 

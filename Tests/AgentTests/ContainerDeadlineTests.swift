@@ -1,6 +1,7 @@
 import Agent
 import Foundation
 import Logging
+import OSSupport
 import PGNodeModel
 import Shipping
 import Synchronization
