@@ -65,11 +65,16 @@ let package = Package(
             dependencies: ["PGNodeModel", "HostFacts"],
             swiftSettings: strict
         ),
-        // Container-level diagnosis: gathers each check's facts for a resolved container (I/O at
-        // this edge) and turns the probes' maps into the checks' reports.
+        // The diagnosis engine, which owns the round for `check` and `agent` alike: plans the
+        // probes (BTF, features, what is blocked and why), owns the probe session and the target
+        // slots, collects a window, and runs each container's checks on a thread of its own under
+        // a deadline, gathering their facts (I/O at this edge) and the probes' reports.
         .target(
             name: "Diagnosis",
-            dependencies: ["HostFacts", "Resolution", "Probes", "Checks", "PGNodeModel"],
+            dependencies: [
+                "HostFacts", "Resolution", "Probes", "ProbeObjects", "Checks", "PGNodeModel", "OSSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         // Where findings go: NDJSON, text for people.
@@ -88,11 +93,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // The agent runtime: the diagnosis loop, /healthz /readyz /metrics, JSON logs, signals.
+        // The agent runtime: the loop of windows over the diagnosis engine, /healthz /readyz
+        // /metrics, JSON logs, the shutdown.
         .target(
             name: "Agent",
             dependencies: [
-                "PGNodeModel", "HostFacts", "Checks", "OSSupport", "Shipping",
+                "PGNodeModel", "HostFacts", "Checks", "Diagnosis", "OSSupport", "Shipping",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -101,8 +107,8 @@ let package = Package(
         .executableTarget(
             name: "pgnode",
             dependencies: [
-                "PGNodeModel", "HostFacts", "Resolution", "Checks", "Sinks", "Probes", "ProbeObjects", "Diagnosis",
-                "OSSupport", "Shipping", "Agent",
+                "PGNodeModel", "HostFacts", "Resolution", "Sinks", "Probes", "Diagnosis", "OSSupport", "Shipping",
+                "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -153,7 +159,7 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "Agent", "OSSupport", "Shipping", "PGNodeModel", "HostFacts", "TestSupport",
+                "Agent", "Diagnosis", "OSSupport", "Shipping", "PGNodeModel", "HostFacts", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
