@@ -17,14 +17,11 @@ public struct DiagnosisConfiguration: Sendable {
     /// that they can run, for `bpf.support`), containers get their static checks only, and
     /// nothing is sampled: `pgnode check --duration 0`.
     public var observes: Bool
-    /// Whether each container's `/dev/shm` is sampled during the window (`shm_used_peak_bytes`).
-    /// The agent's round never did: kept so for now, to change one thing at a time.
-    public var samplesShmUsage: Bool
 
     /// A configuration.
     public init(
         host: HostRoot, nodeName: String, btfOption: String? = nil, btfArchive: String? = nil,
-        containerDeadline: Double = 10, observes: Bool = true, samplesShmUsage: Bool = true
+        containerDeadline: Double = 10, observes: Bool = true
     ) {
         self.host = host
         self.nodeName = nodeName
@@ -32,6 +29,5 @@ public struct DiagnosisConfiguration: Sendable {
         self.btfArchive = btfArchive
         self.containerDeadline = containerDeadline
         self.observes = observes
-        self.samplesShmUsage = samplesShmUsage
     }
 }

@@ -182,8 +182,7 @@ public actor DiagnosisEngine {
     /// Whether the containers' `/dev/shm` is sampled: only for `shm.enospc`, so only while the
     /// shm probe runs.
     private var samplesShm: Bool {
-        configuration.observes && configuration.samplesShmUsage
-            && statuses.contains { $0.requirement.name == ProbeCatalog.shm.name && $0.running }
+        configuration.observes && statuses.contains { $0.requirement.name == ProbeCatalog.shm.name && $0.running }
     }
 
     /// Starts a sampler for each container with a probe slot that has none.

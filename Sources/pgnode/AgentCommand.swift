@@ -256,7 +256,7 @@ struct AgentCommand: AsyncParsableCommand {
         let engine = DiagnosisEngine(
             configuration: DiagnosisConfiguration(
                 host: host, nodeName: node, btfOption: btfOptions.btf, btfArchive: btfOptions.btfArchive,
-                containerDeadline: containerDeadline, samplesShmUsage: false),
+                containerDeadline: containerDeadline),
             logger: logger, observer: DeadlineMetrics(metrics))
         let loop = AgentLoop(
             source: EngineDiagnosisSource(engine: engine, metrics: metrics), sink: sink, metrics: metrics,
