@@ -30,6 +30,16 @@ struct CheckAgentParityTests {
         }
     }
 
+    /// Check → the sorted top-level evidence keys of its first finding.
+    func evidenceKeys(_ findings: [JSONValue]) -> [String: [String]] {
+        var keys: [String: [String]] = [:]
+        for finding in findings {
+            guard let check = finding["check"]?.stringValue, keys[check] == nil else { continue }
+            keys[check] = finding["evidence"]?.objectValue.map { $0.keys.sorted() } ?? []
+        }
+        return keys
+    }
+
     /// Runs the agent until each of `containers` has a finding of every container check (hang
     /// guard 120 s), stops it, and returns its stdout.
     func agentWindow(_ containers: [PostgresContainer], interval: String) throws -> String {
@@ -65,6 +75,36 @@ struct CheckAgentParityTests {
             let used = try #require(evidence["shm_used_peak_bytes"]?.intValue, "no shm_used_peak_bytes: \(evidence)")
             let size = try #require(evidence["shm_size_bytes"]?.intValue)
             #expect(used >= 0 && used <= size, "shm_used_peak_bytes \(used), shm_size_bytes \(size)")
+        }
+    }
+
+    @Test("the same containers: the same checks per container, each with the same evidence keys")
+    func sameChecksAndEvidenceKeys() throws {
+        guard canRun else { return }
+        var large = PostgresContainerOptions()
+        large.shmSize = "1g"
+        try Containers.withPostgres([("parity-a", PostgresContainerOptions()), ("parity-b", large)]) { containers in
+            let check = try Command.pgnode(
+                ["check", "--duration", "2", "--format", "json", "--node-name", "parity-node"]
+                    + containers.flatMap { ["--container", $0.id] })
+            #expect(check.status == 0, "\(check.stderr)")
+            let agent = try agentWindow(containers, interval: "2")
+
+            for container in containers {
+                let checked = evidenceKeys(findings(check.stdout, container: container.id))
+                let watched = evidenceKeys(findings(agent, container: container.id))
+                #expect(Set(checked.keys) == Self.containerChecks, "check: \(checked.keys.sorted())")
+                #expect(Set(watched.keys) == Self.containerChecks, "agent: \(watched.keys.sorted())")
+                for name in Self.containerChecks.sorted() {
+                    #expect(
+                        checked[name] == watched[name],
+                        "\(name): check \(checked[name] ?? []), agent \(watched[name] ?? [])")
+                }
+                // The probes ran in both (not two sets of `unavailable` with the same keys).
+                let severities =
+                    findings(check.stdout, container: container.id) + findings(agent, container: container.id)
+                #expect(severities.allSatisfy { $0["severity"] != "unavailable" }, "\(severities)")
+            }
         }
     }
 }
