@@ -1,5 +1,4 @@
 import Logging
-import OSSupport
 import PGNodeModel
 import Shipping
 import Synchronization

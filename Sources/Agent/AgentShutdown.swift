@@ -1,4 +1,4 @@
-import OSSupport
+import Shipping
 
 #if canImport(Glibc)
     import Glibc

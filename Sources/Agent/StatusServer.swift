@@ -1,4 +1,3 @@
-import OSSupport
 import Shipping
 
 #if canImport(Glibc)

@@ -1,4 +1,3 @@
-import OSSupport
 import PGNodeModel
 import Shipping
 

@@ -1,10 +1,8 @@
 import Agent
 import ArgumentParser
-import Diagnosis
 import Dispatch
 import HostFacts
 import Logging
-import OSSupport
 import PGNodeModel
 import Shipping
 
@@ -277,13 +275,11 @@ struct AgentCommand: AsyncParsableCommand {
             sink = StdoutSink(metrics: metrics)
         }
 
-        let engine = DiagnosisEngine(
-            configuration: DiagnosisConfiguration(
-                host: host, nodeName: node, btfOption: btfOptions.btf, btfArchive: btfOptions.btfArchive,
-                containerDeadline: containerDeadline),
-            logger: logger, observer: DeadlineMetrics(metrics))
         let loop = AgentLoop(
-            source: EngineDiagnosisSource(engine: engine, metrics: metrics), sink: sink, metrics: metrics,
+            source: AgentDiagnosisSource(
+                host: host, nodeName: node, btfOption: btfOptions.btf, btfArchive: btfOptions.btfArchive,
+                metrics: metrics, containerDeadline: containerDeadline),
+            sink: sink, metrics: metrics,
             logger: logger, interval: interval)
 
         var server: StatusServer?

@@ -1,6 +1,5 @@
 import Agent
 import Foundation
-import OSSupport
 import PGNodeModel
 import Shipping
 import TestSupport

@@ -1,4 +1,4 @@
-import Diagnosis
+import Agent
 import Testing
 
 @Suite("Probe slots of the agent's containers")
