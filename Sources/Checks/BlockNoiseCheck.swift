@@ -86,16 +86,27 @@ public struct BlockNoiseReport: Sendable, Equatable {
 public enum BlockNoiseCheck {
     /// The check id.
     public static let id = "blkio.noise"
-    /// Noise requests at least this many times the container's own requests (with the noise
-    /// p50 no more than one log2 bucket below the own p50) is critical.
+    /// Noise requests at least this many times the container's own requests (when the noise
+    /// explains the container's wait) is critical.
     public static let criticalFactor: Int64 = 4
 
-    /// Whether the noise requests are slow enough to matter: their median at most one log2
-    /// bucket below the container's own. Medians are log2 bucket bounds, so one bucket is the
-    /// resolution of the comparison; many large neighbour writes that each finish in half the
-    /// time the container's reads wait still hold those reads up.
-    public static func noiseIsSlow(noiseP50: UInt64, ownP50: UInt64) -> Bool {
-        noiseP50 >= ownP50 / 2
+    /// Whether the neighbours' requests that completed ahead of the container's can explain its
+    /// latency: served one after another at their median latency, they would take at least half
+    /// the container's median (`noise × noiseP50 ≥ own × ownP50 / 2`).
+    ///
+    /// Comparing the medians alone fails exactly when a neighbour dominates: a request that waits
+    /// behind k of the neighbour's takes about k of their service times, so the container's
+    /// median moves several log2 buckets above the neighbour's (whose own latency reflects only
+    /// its own queue depth). A few fast neighbour requests ahead of a slow request of the
+    /// container's (say 4 KiB reads ahead of its 1 MiB writes) do not explain its latency and
+    /// stay below this bound. Products in 128 bits: no overflow on any counter values.
+    public static func noiseExplainsWait(
+        ownRequests: Int64, ownP50: UInt64, noiseRequests: Int64, noiseP50: UInt64
+    ) -> Bool {
+        guard ownRequests > 0, noiseRequests > 0 else { return false }
+        let ahead = UInt128(UInt64(noiseRequests)) * UInt128(noiseP50) * 2
+        let own = UInt128(UInt64(ownRequests)) * UInt128(ownP50)
+        return ahead >= own
     }
 
     /// The median of a log2 histogram as the lower bound of the bucket holding it; nil when empty.
@@ -163,11 +174,12 @@ public enum BlockNoiseCheck {
         let top = neighbours.first.map { n in
             n.podName.map { "pod \(n.namespace.map { "\($0)/" } ?? "")\($0)" } ?? n.cgroup
         }
-        // Noise dominates when the neighbours' completions outnumber the container's own and are
-        // not faster than its own requests: its requests then wait out the neighbours' (its p50
-        // lands in the same log2 bucket as theirs, or lower only because of its own speed).
+        // Noise dominates when the neighbours' completions outnumber the container's own and,
+        // taken together, can explain its wait (see noiseExplainsWait).
         if let ownP50, let noiseP50, report.noiseRequests > report.ownRequests,
-            noiseIsSlow(noiseP50: noiseP50, ownP50: ownP50)
+            noiseExplainsWait(
+                ownRequests: report.ownRequests, ownP50: ownP50, noiseRequests: report.noiseRequests,
+                noiseP50: noiseP50)
         {
             let critical = report.noiseRequests >= report.ownRequests.multipliedSaturating(by: criticalFactor)
             return Observation(
