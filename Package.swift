@@ -25,6 +25,9 @@ let package = Package(
         .target(name: "CShims"),
         // The finding schema, severities, JSON values and stable ids. No I/O.
         .target(name: "PGNodeModel", swiftSettings: strict),
+        // OS helpers shared by the targets that run work on threads of their own: POSIX threads,
+        // a mutex with a condition variable, the monotonic clock.
+        .target(name: "OSSupport", swiftSettings: strict),
         // Everything read from the host: procfs, cgroupfs, mounts, kernel facts. All I/O goes
         // through a host root so tests can point it at a fixture tree.
         .target(
@@ -62,11 +65,16 @@ let package = Package(
             dependencies: ["PGNodeModel", "HostFacts"],
             swiftSettings: strict
         ),
-        // Container-level diagnosis: gathers each check's facts for a resolved container (I/O at
-        // this edge) and turns the probes' maps into the checks' reports.
+        // The diagnosis engine, which owns the round for `check` and `agent` alike: plans the
+        // probes (BTF, features, what is blocked and why), owns the probe session and the target
+        // slots, collects a window, and runs each container's checks on a thread of its own under
+        // a deadline, gathering their facts (I/O at this edge) and the probes' reports.
         .target(
             name: "Diagnosis",
-            dependencies: ["HostFacts", "Resolution", "Probes", "Checks", "PGNodeModel"],
+            dependencies: [
+                "HostFacts", "Resolution", "Probes", "ProbeObjects", "Checks", "PGNodeModel", "OSSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         // Where findings go: NDJSON, text for people.
@@ -80,16 +88,17 @@ let package = Package(
         .target(
             name: "Shipping",
             dependencies: [
-                "PGNodeModel", "CCurl", "CZlib",
+                "PGNodeModel", "OSSupport", "CCurl", "CZlib",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
-        // The agent runtime: the diagnosis loop, /healthz /readyz /metrics, JSON logs, signals.
+        // The agent runtime: the loop of windows over the diagnosis engine, /healthz /readyz
+        // /metrics, JSON logs, the shutdown.
         .target(
             name: "Agent",
             dependencies: [
-                "PGNodeModel", "HostFacts", "Checks", "Shipping",
+                "PGNodeModel", "HostFacts", "Checks", "Diagnosis", "OSSupport", "Shipping",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -98,8 +107,8 @@ let package = Package(
         .executableTarget(
             name: "pgnode",
             dependencies: [
-                "PGNodeModel", "HostFacts", "Resolution", "Checks", "Sinks", "Probes", "ProbeObjects", "Diagnosis",
-                "Shipping", "Agent",
+                "PGNodeModel", "HostFacts", "Resolution", "Sinks", "Probes", "Diagnosis", "OSSupport", "Shipping",
+                "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -150,7 +159,7 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "Agent", "Shipping", "PGNodeModel", "HostFacts", "TestSupport",
+                "Agent", "Diagnosis", "OSSupport", "Shipping", "PGNodeModel", "HostFacts", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -1,4 +1,5 @@
 import Logging
+import OSSupport
 import PGNodeModel
 import Shipping
 import Synchronization

@@ -1,4 +1,4 @@
-import Shipping
+import OSSupport
 
 #if canImport(Glibc)
     import Glibc

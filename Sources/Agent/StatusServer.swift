@@ -1,3 +1,4 @@
+import OSSupport
 import Shipping
 
 #if canImport(Glibc)

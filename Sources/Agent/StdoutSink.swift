@@ -1,3 +1,4 @@
+import OSSupport
 import PGNodeModel
 import Shipping
 

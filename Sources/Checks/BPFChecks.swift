@@ -27,45 +27,6 @@ public struct BPFProbeStatus: Sendable, Equatable {
 
 /// Node-level BPF checks: pure functions of the BPF environment and the probes' outcomes.
 public enum BPFChecks {
-    /// Why `requirement` cannot run here, before anything is loaded; nil when nothing forbids
-    /// trying. The most fundamental reason comes first: capabilities, lockdown, BTF, tracefs (or
-    /// the uprobe PMU),
-    /// then missing kernel features and tracepoints.
-    public static func blockingReason(_ requirement: BPFProbeRequirement, _ env: BPFEnvironment) -> String? {
-        let missing = env.missingCapabilities
-        if !missing.isEmpty {
-            let names = missing.map(\.name).joined(separator: " and ")
-            var reason = "pgnode lacks \(names) (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)"
-            if env.effectiveCapabilities == nil { reason += "; its capabilities could not be read" }
-            if let disabled = env.unprivilegedBPFDisabled, disabled != 0 {
-                reason += "; unprivileged BPF is disabled (kernel.unprivileged_bpf_disabled=\(disabled))"
-            }
-            return reason
-        }
-        if env.lockdown == "confidentiality" {
-            return "the kernel is locked down (lockdown=confidentiality), which forbids BPF reads of kernel memory"
-        }
-        guard env.btf != nil else {
-            return "no BTF for this kernel: \(env.btfProblem ?? "none found")"
-        }
-        if requirement.needsTracefs && !env.tracefs {
-            return "tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)"
-        }
-        if requirement.needsUprobes && !env.uprobePMU && !env.tracefs {
-            return "the kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe: 4.17+ with "
-                + "CONFIG_UPROBE_EVENTS) and tracefs is not mounted for libbpf's uprobe_events fallback"
-        }
-        let types = requirement.programTypes.filter { env.programTypes[$0] == false }
-        if !types.isEmpty { return "the kernel lacks BPF program type \(types.joined(separator: ", "))" }
-        let maps = requirement.mapTypes.filter { env.mapTypes[$0] == false }
-        if !maps.isEmpty { return "the kernel lacks BPF map type \(maps.joined(separator: ", "))" }
-        let helpers = requirement.helpers.filter { env.helpers[$0] == false }
-        if !helpers.isEmpty { return "the kernel lacks BPF helper \(helpers.joined(separator: ", "))" }
-        let tracepoints = requirement.tracepoints.filter { env.tracepoints[$0] == false }
-        if !tracepoints.isEmpty { return "the kernel lacks tracepoint \(tracepoints.joined(separator: ", "))" }
-        return nil
-    }
-
     /// `bpf.support`: which probes run here, and for each that does not, why.
     public static func support(_ env: BPFEnvironment, probes: [BPFProbeStatus]) -> Observation {
         observeSupport(env, probes: probes).flaggingSaturatedValues()

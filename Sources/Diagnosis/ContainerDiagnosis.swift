@@ -46,12 +46,58 @@ public struct ProbeWindow: Sendable {
     }
 }
 
+/// What the probe checks of every container of a window read besides the container's own files.
+public struct WindowFacts: Sendable {
+    /// The probes' window.
+    public var window: ProbeWindow
+    /// The node's cgroup hierarchies (to name the cgroups of I/O neighbours).
+    public var layout: CgroupLayout
+    /// The containers of the window, resolved (neighbours among them are named without a lookup).
+    public var known: [Resolution]
+    /// The kernel's page size.
+    public var pageSize: Int
+    /// Kernel timestamps to wall-clock time, sampled at the end of the window.
+    public var clock: ProbeReports.Clock
+    /// The node's disks.
+    public var devices: [BlockNoiseReport.Device]
+
+    /// Facts for a window.
+    public init(
+        window: ProbeWindow, layout: CgroupLayout, known: [Resolution], pageSize: Int, clock: ProbeReports.Clock,
+        devices: [BlockNoiseReport.Device]
+    ) {
+        self.window = window
+        self.layout = layout
+        self.known = known
+        self.pageSize = pageSize
+        self.clock = clock
+        self.devices = devices
+    }
+}
+
 /// Runs every container-level check for one resolved container: gathers the facts (I/O at
 /// this edge) and hands them to the pure checks. `step` is told what is being read before each
 /// read, so that a diagnosis that does not finish in time can say where it was.
 public enum ContainerDiagnosis {
     /// The checks `staticObservations` reports, in order.
     public static let staticChecks = [ShmSizeCheck.id, MemoryLimitCheck.id]
+
+    /// Every check of one container for a window, in order: the static checks, then, when the
+    /// container holds probe slot `slot` in `window`, the probe checks.
+    public static func observations(
+        _ resolution: Resolution, slot: Int?, host: HostRoot, window: WindowFacts?, step: (String) -> Void = { _ in }
+    ) -> [Observation] {
+        var observations = staticObservations(resolution, host: host, step: step)
+        if let slot, let window {
+            // Its own namer: a cache shared with another container's thread (one that may still
+            // run, abandoned) would be shared mutable state.
+            let names = CgroupNames(host: host, layout: window.layout, known: window.known)
+            observations += probeObservations(
+                resolution, index: slot, host: host, window: window.window, names: names, pageSize: window.pageSize,
+                clock: window.clock, devices: window.devices, step: step)
+        }
+        return observations
+    }
 
     /// `shm.size` for the container's (first) server and `memory.limit`.
     public static func staticObservations(

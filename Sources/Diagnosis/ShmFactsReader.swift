@@ -84,37 +84,3 @@ public enum ShmFactsReader {
         return .other
     }
 }
-
-/// Samples how full each target's `/dev/shm` is while the probes observe: statfs through the
-/// container's root every `interval`, keeping the highest `used`. It sees every file there
-/// (whoever wrote it, mmap-touched pages included) but may miss a peak shorter than the interval;
-/// the shm probe's fallocate accounting (`dsm_peak_bytes`) is exact for PostgreSQL's segments.
-public enum ShmUsageSampler {
-    /// The process whose `/dev/shm` stands for a container, as discovered: its server's
-    /// postmaster, else its init.
-    public static func process(_ resolution: Resolution) -> ProcessIdentity? {
-        if let server = resolution.postgres.first { return server.postmasterIdentity }
-        return resolution.container.pid.flatMap { resolution.identity(ofProcess: $0) }
-    }
-
-    /// Samples until the task is cancelled; returns the highest `used` bytes by index of
-    /// `processes` (an index whose mount could never be read is absent; a process that exited or
-    /// whose pid went to another process is not read).
-    public static func run(
-        processes: [ProcessIdentity?], host: HostRoot, intervalNanoseconds: UInt64 = 100_000_000
-    ) async -> [Int: Int64] {
-        var peaks: [Int: Int64] = [:]
-        let roots = processes.map { process in process.map { ContainerRoot(host: host, process: $0) } }
-        guard roots.contains(where: { $0 != nil }) else { return peaks }
-        while true {
-            for (index, root) in roots.enumerated() {
-                guard let root, let usage = try? root.fileSystem("/dev/shm") else { continue }
-                let used = Int64(clamping: usage.usedBytes)
-                peaks[index] = max(peaks[index] ?? 0, used)
-            }
-            if Task.isCancelled { break }
-            do { try await Task.sleep(nanoseconds: intervalNanoseconds) } catch { break }
-        }
-        return peaks
-    }
-}

@@ -247,8 +247,9 @@ public final class ProbeSession {
         }
     }
 
-    /// Detaches (the maps stay readable), drains the ring buffers, and reads every map.
-    public func finish() async -> ProbeResults {
+    /// Detaches (the maps stay readable), drains the ring buffers, and reads every map. Runs on
+    /// the caller's actor (`isolation`), which owns the session.
+    public func finish(isolation: isolated (any Actor)? = #isolation) async -> ProbeResults {
         detachAll()
         if let task = shmEventTask { await task.value }
         shmEventTask = nil
@@ -329,30 +330,5 @@ public final class ProbeSession {
         detachAll()
         for object in objects.values { object.close() }
         objects.removeAll()
-    }
-}
-
-/// Runs probes for a while: the API later checks use.
-public enum ProbeRunner {
-    /// Opens and loads the probes, sets `targets`, attaches, waits `seconds` (or until the task
-    /// is cancelled, e.g. by SIGINT/SIGTERM), reads the maps, and closes everything.
-    public static func run(
-        targets: [ProbeTarget], seconds: Double, environment: BPFEnvironment, btfPath: String?,
-        blocked: [String: String] = [:], probes: [ProbeDefinition] = ProbeCatalog.all
-    ) async -> (outcomes: [ProbeOutcome], results: ProbeResults) {
-        let session = ProbeSession(probes: probes, environment: environment, btfPath: btfPath, blocked: blocked)
-        defer { session.close() }
-        do {
-            try session.setTargets(targets)
-        } catch {
-            LibBPFLog.logger.debug("setting targets failed", metadata: ["error": "\(error)"])
-        }
-        // A zero-length window only loads (which proves the probes can run) and attaches nothing.
-        if seconds > 0 {
-            session.attach()
-            try? await Task.sleep(nanoseconds: UInt64(seconds * 1_000_000_000))
-        }
-        let results = await session.finish()
-        return (session.outcomes, results)
     }
 }

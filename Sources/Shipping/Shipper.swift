@@ -1,4 +1,5 @@
 import Logging
+import OSSupport
 import PGNodeModel
 
 /// Where the agent hands findings: it must return at once, whatever the destination is doing.

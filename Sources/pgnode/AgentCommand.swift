@@ -1,8 +1,10 @@
 import Agent
 import ArgumentParser
+import Diagnosis
 import Dispatch
 import HostFacts
 import Logging
+import OSSupport
 import PGNodeModel
 import Shipping
 
@@ -275,11 +277,13 @@ struct AgentCommand: AsyncParsableCommand {
             sink = StdoutSink(metrics: metrics)
         }
 
-        let loop = AgentLoop(
-            source: AgentDiagnosisSource(
+        let engine = DiagnosisEngine(
+            configuration: DiagnosisConfiguration(
                 host: host, nodeName: node, btfOption: btfOptions.btf, btfArchive: btfOptions.btfArchive,
-                metrics: metrics, containerDeadline: containerDeadline),
-            sink: sink, metrics: metrics,
+                containerDeadline: containerDeadline),
+            logger: logger, observer: DeadlineMetrics(metrics))
+        let loop = AgentLoop(
+            source: EngineDiagnosisSource(engine: engine, metrics: metrics), sink: sink, metrics: metrics,
             logger: logger, interval: interval)
 
         var server: StatusServer?

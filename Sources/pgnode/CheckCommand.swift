@@ -1,11 +1,8 @@
-import Agent
 import ArgumentParser
-import Checks
 import Diagnosis
 import HostFacts
 import Logging
 import PGNodeModel
-import ProbeObjects
 import Sinks
 
 #if canImport(Glibc)
@@ -96,74 +93,25 @@ struct CheckCommand: AsyncParsableCommand {
     func run() async throws {
         let host = hostOptions.host
         let windowStart = Timestamp.now()
-        let facts = KernelFacts.gather(host: host)
         let node = NodeIdentity.nodeName(explicit: nodeName, environment: environmentVariables(), host: host)
-        let resource = ResourceAttributes(nodeName: node)
-        // Which containers: resolved before the window so that the probes filter on their cgroups.
-        let targets = try resolveTargets(containers: containers, pods: pods, host: host, nodeName: node)
-        let probeTargets = targets.prefix(Int(PGN_MAX_TARGETS)).map {
-            ProbeTargets.target(for: $0.resolution, host: host)
-        }
-        // Meanwhile, how full each target's /dev/shm gets (statfs every 100 ms, for shm.enospc).
-        let shmProcesses = targets.map { ShmUsageSampler.process($0.resolution) }
-        let sampler = duration > 0 ? Task { await ShmUsageSampler.run(processes: shmProcesses, host: host) } : nil
-        // BPF: BTF resolution, feature probing and the probes' observation window (BPFStage.swift).
-        let bpf = await BPFStage.run(
-            host: host, facts: facts, btfOption: btfOptions.btf, btfArchive: btfOptions.btfArchive, seconds: duration,
-            targets: probeTargets)
-        sampler?.cancel()
-        // A statfs of a hung /dev/shm would keep the sampler from ever returning: its peaks are
-        // then given up (shm.enospc goes without them), not waited for.
-        var shmUsedPeaks: [Int: Int64] = [:]
-        if let sampler {
-            shmUsedPeaks = await DeadlineThreads.value(of: sampler, waitingAtMost: containerDeadline) ?? [:]
-        }
-        let now = Timestamp.now()
-        let clock = ProbeReports.Clock()
-        let nodeObservations = [bpf.btf, KernelChecks.headers(facts)] + bpf.observations
-        var findings = nodeObservations.map {
-            Finding(observation: $0, resource: resource, windowStart: windowStart, time: now)
-        }
-        let window = ProbeWindow(
-            results: bpf.results, statuses: bpf.statuses, nanoseconds: now.nanoseconds - windowStart.nanoseconds,
-            shmUsedPeakBytes: shmUsedPeaks)
-        let layout = facts.cgroups
-        let known = targets.map(\.resolution)
-        let devices = BlockDevices.read(host: host)
-        let pageSize = facts.pageSize
-        let deadlines = ContainerDeadline(
-            threads: DeadlineThreads(
-                deadline: containerDeadline, logger: Logger(label: "pgnode.check") { _ in SwiftLogNoOpLogHandler() }))
-        for (index, target) in targets.enumerated() {
-            let probed = duration > 0 && index < Int(PGN_MAX_TARGETS)
-            let checks = ContainerDiagnosis.staticChecks + (probed ? bpf.statuses.flatMap(\.checks) : [])
-            let resolution = target.resolution
-            // Each container on its own thread, under the deadline (a read that never returns
-            // leaves that container's checks unavailable and the others go on).
-            var observations =
-                await deadlines.observations(container: resolution.container.id, checks: checks) { progress in
-                    var observations = ContainerDiagnosis.staticObservations(resolution, host: host) {
-                        progress.step($0)
-                    }
-                    if probed {
-                        let names = CgroupNames(host: host, layout: layout, known: known)
-                        observations += ContainerDiagnosis.probeObservations(
-                            resolution, index: index, host: host, window: window, names: names, pageSize: pageSize,
-                            clock: clock, devices: devices
-                        ) { progress.step($0) }
-                    }
-                    return observations
-                } ?? []
-            if duration > 0 && !probed {
-                observations += ContainerDiagnosis.unfollowedObservations(
-                    statuses: bpf.statuses, slots: Int(PGN_MAX_TARGETS))
-            }
-            findings += observations.map {
-                Finding(observation: $0, resource: target.resource, windowStart: windowStart, time: now)
-            }
-        }
+        // Which containers: resolved first, so that the probes filter on their cgroups.
+        let targets = try resolveTargets(containers: containers, pods: pods, host: host)
+        // From here to the end of the window, SIGINT/SIGTERM end the window early.
+        let signals = WindowSignals()
+        let engine = DiagnosisEngine(
+            configuration: DiagnosisConfiguration(
+                host: host, nodeName: node, btfOption: btfOptions.btf, btfArchive: btfOptions.btfArchive,
+                containerDeadline: containerDeadline, observes: duration > 0),
+            logger: Logger(label: "pgnode.check") { _ in SwiftLogNoOpLogHandler() })
+        await engine.follow(targets)
+        if duration > 0 { await signals.wait(seconds: duration) }
+        signals.restore()
+        let end = Timestamp.now()
+        let round = await engine.collect(from: windowStart, to: end, last: true)
+        let findings = await engine.nodeFindings(start: windowStart, end: end) + round.findings
+        await engine.close()
         emit(findings)
-        if let signal = bpf.signal { throw PGNodeExit(code: 128 + signal) }
+        if let signal = signals.received { throw PGNodeExit(code: 128 + signal) }
         if let failOn, findings.contains(where: { $0.severity.isAtLeast(failOn) }) {
             throw PGNodeExit(code: 1)
         }

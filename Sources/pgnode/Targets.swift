@@ -1,20 +1,10 @@
 import HostFacts
-import PGNodeModel
 import Resolution
-
-/// The containers a `check` (or the agent) diagnoses, each with the resource attributes its
-/// findings carry.
-struct CheckTarget: Sendable {
-    /// What the container is.
-    let resolution: Resolution
-    /// `container.id`, `k8s.pod.name`, … for findings about it.
-    let resource: ResourceAttributes
-}
 
 /// Resolves `--container` and `--pod` arguments (already validated); with neither, every
 /// PostgreSQL container on the node. A named container that cannot be resolved is an error
 /// (`ResolutionFailure`): the user asked for it.
-func resolveTargets(containers: [String], pods: [String], host: HostRoot, nodeName: String) throws -> [CheckTarget] {
+func resolveTargets(containers: [String], pods: [String], host: HostRoot) throws -> [Resolution] {
     let resolver = ContainerResolver(host: host)
     var resolutions: [Resolution] = []
     do throws(ResolutionError) {
@@ -31,9 +21,7 @@ func resolveTargets(containers: [String], pods: [String], host: HostRoot, nodeNa
         throw ResolutionFailure(error)
     }
     var seen = Set<String>()
-    return resolutions.filter { seen.insert($0.container.id).inserted }.map {
-        CheckTarget(resolution: $0, resource: $0.resourceAttributes(nodeName: nodeName))
-    }
+    return resolutions.filter { seen.insert($0.container.id).inserted }
 }
 
 /// Validates `--container` and `--pod` values: a malformed one is a usage error naming it.

@@ -1,6 +1,8 @@
 import Agent
+import Diagnosis
 import Foundation
 import Logging
+import OSSupport
 import PGNodeModel
 import Shipping
 import Synchronization
@@ -177,20 +179,75 @@ struct ContainerDeadlineTests {
     }
 }
 
-@Suite("Waiting for a task at most so long")
-struct BoundedTaskWaitTests {
-    @Test("a task stuck in a blocking read is given up at the bound; one that finishes gives its value")
-    func stuckTask() async {
+@Suite("Background work under a deadline")
+struct BackgroundWorkTests {
+    let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+
+    @Test("told to stop, it ends with its value; it ran until then, pausing between steps")
+    func stops() async throws {
+        let threads = DeadlineThreads(deadline: 3600, logger: logger)
+        let steps = Mutex(0)
+        let work = threads.start("sampler") { progress, stop in
+            repeat {
+                progress.step("a step")
+                steps.withLock { $0 += 1 }
+            } while stop.pause(0.01)
+            return "done"
+        }
+        #expect(await eventually { steps.withLock { $0 } >= 3 })
+        guard case .finished("done") = await work.finish() else {
+            Issue.record("not finished")
+            return
+        }
+        #expect(threads.stuckKeys.isEmpty)
+    }
+
+    @Test(
+        "stuck in a blocking read: abandoned at the deadline after finish, counted stuck; run with its key is refused until the read returns"
+    )
+    func stuck() async throws {
         let pipe = BlockingPipe()
-        let stuck = Task { () -> Int in
+        defer { pipe.release(16) }
+        let metrics = MetricsRegistry()
+        let threads = DeadlineThreads(deadline: 0.3, logger: logger, metrics: metrics)
+        let reading = Mutex(false)
+        let work = threads.start("stuck-1") { progress, stop in
+            progress.step("the test's pipe")
+            reading.withLock { $0 = true }
             pipe.blockingRead()
             return 1
         }
-        let value = await DeadlineThreads.value(of: stuck, waitingAtMost: 0.3)
-        pipe.release(1)
-        #expect(value == nil)
-        let quick = Task { 42 }
-        #expect(await DeadlineThreads.value(of: quick, waitingAtMost: 3600) == 42)
+        #expect(await eventually { reading.withLock { $0 } })
+        // Not abandoned while nobody waits for it: the deadline counts from `finish`.
+        #expect(threads.stuckKeys.isEmpty)
+        guard case .timedOut(step: "the test's pipe") = await work.finish() else {
+            Issue.record("not timed out")
+            return
+        }
+        #expect(threads.stuckKeys == ["stuck-1"])
+        #expect(metrics.value(AgentMetric.diagnosisTimeouts) == 1)
+        #expect(metrics.value(AgentMetric.stuckThreads) == 1)
+        let diagnosis = TestDiagnosis(pipe: pipe)
+        let refused = await threads.run("stuck-1", diagnosis.body("stuck-1"))
+        guard case .stillStuck(step: "the test's pipe", _) = refused else {
+            Issue.record("run was not refused: \(refused)")
+            return
+        }
+        #expect(diagnosis.starts("stuck-1") == 0)
+        guard case .stillStuck = await threads.start("stuck-1", { _, _ in 2 }).finish() else {
+            Issue.record("start was not refused")
+            return
+        }
+        // One byte for the stuck read, one for the diagnosis that reads the pipe again.
+        pipe.release(2)
+        #expect(await eventually { threads.stuckKeys.isEmpty })
+        #expect(metrics.value(AgentMetric.stuckThreads) == 0)
+        let later = await threads.run("stuck-1", diagnosis.body("stuck-1"))
+        guard case .finished(let observations) = later else {
+            Issue.record("later: \(later)")
+            return
+        }
+        #expect(observations.count == 2)
     }
 }
 

@@ -1,5 +1,6 @@
 import Agent
 import Foundation
+import OSSupport
 import PGNodeModel
 import Shipping
 import TestSupport

@@ -1,4 +1,4 @@
-import Agent
+import Diagnosis
 import Testing
 
 @Suite("Probe slots of the agent's containers")

@@ -17,55 +17,6 @@ struct BPFChecksTests {
             tracepoints: ["syscalls/sys_enter_fallocate": true])
     }
 
-    @Test("reasons, most fundamental first")
-    func reasons() {
-        #expect(BPFChecks.blockingReason(requirement, capable) == nil)
-        var env = capable
-        env.effectiveCapabilities = 0
-        env.unprivilegedBPFDisabled = 2
-        env.btf = nil
-        let reason = BPFChecks.blockingReason(requirement, env) ?? ""
-        #expect(reason.hasPrefix("pgnode lacks CAP_BPF and CAP_PERFMON"))
-        #expect(reason.contains("unprivileged_bpf_disabled=2"))
-        env = capable
-        env.lockdown = "confidentiality"
-        #expect(BPFChecks.blockingReason(requirement, env)?.contains("lockdown=confidentiality") == true)
-        env.lockdown = "integrity"
-        #expect(BPFChecks.blockingReason(requirement, env) == nil)
-        env.btf = nil
-        env.btfProblem = "the kernel has no BTF"
-        #expect(BPFChecks.blockingReason(requirement, env) == "no BTF for this kernel: the kernel has no BTF")
-        env = capable
-        env.tracefs = false
-        #expect(BPFChecks.blockingReason(requirement, env)?.hasPrefix("tracefs is not mounted") == true)
-        env = capable
-        env.mapTypes["ringbuf"] = false
-        #expect(BPFChecks.blockingReason(requirement, env) == "the kernel lacks BPF map type ringbuf")
-        env = capable
-        env.tracepoints["syscalls/sys_enter_fallocate"] = false
-        #expect(
-            BPFChecks.blockingReason(requirement, env) == "the kernel lacks tracepoint syscalls/sys_enter_fallocate")
-    }
-
-    @Test("uprobes: the perf uprobe PMU, else tracefs for libbpf's uprobe_events")
-    func uprobes() {
-        let uprobes = BPFProbeRequirement(
-            name: "shm", checks: ["shm.enospc"], programTypes: ["kprobe"], mapTypes: ["ringbuf"],
-            helpers: ["ringbuf_reserve"], tracepoints: [], needsTracefs: false, needsUprobes: true)
-        var env = capable
-        env.programTypes["kprobe"] = true
-        env.uprobePMU = true
-        env.tracefs = false
-        #expect(BPFChecks.blockingReason(uprobes, env) == nil)
-        env.uprobePMU = false
-        #expect(BPFChecks.blockingReason(uprobes, env)?.hasPrefix("the kernel has no uprobe PMU") == true)
-        env.tracefs = true
-        #expect(BPFChecks.blockingReason(uprobes, env) == nil)
-        env.programTypes["kprobe"] = false
-        #expect(BPFChecks.blockingReason(uprobes, env) == "the kernel lacks BPF program type kprobe")
-        #expect(BPFChecks.support(env, probes: []).evidence["uprobe_pmu"] == .bool(false))
-    }
-
     @Test("support: ok when all run, warning naming the first reason otherwise")
     func support() {
         let running = BPFProbeStatus(requirement: requirement, programs: ["a"], running: true)

@@ -400,7 +400,6 @@ struct ExtremeFactsTests {
                 let o = BPFChecks.support(
                     env, probes: [BPFProbeStatus(requirement: requirement, programs: [], running: false, reason: "x")])
                 expectSane(o, "caps \(caps) disabled \(disabled)")
-                _ = BPFChecks.blockingReason(requirement, env)
             }
         }
         var facts = KernelFacts.gather(host: HostRoot(Fixtures.host("bottlerocket")))

@@ -5,7 +5,8 @@
 #endif
 
 /// A mutex with a condition variable (pthreads), for the threads that must block: the delivery
-/// thread waiting for findings or for its next retry, the HTTP server's accept loop.
+/// thread waiting for findings or for its next retry, the HTTP server's accept loop, a diagnosis
+/// waiting for its deadline.
 public final class ConditionLock: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)

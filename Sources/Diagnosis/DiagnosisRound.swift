@@ -1,0 +1,47 @@
+import PGNodeModel
+import Probes
+
+/// One window's diagnosis by the engine: each container's findings, and what the probes counted
+/// (the agent's metrics).
+public struct DiagnosisRound: Sendable {
+    /// Each container's findings, container by container in the order they were followed.
+    public var findings: [Finding] = []
+    /// Events each probe counted in the window.
+    public var probeEvents: [ProbeEvents] = []
+    /// Ring-buffer events dropped, since the probes were attached, because nobody read them in
+    /// time (the maps' counts stay exact).
+    public var droppedEvents: UInt64 = 0
+    /// Whether the round was abandoned because the calling task was cancelled (the agent is
+    /// stopping); `findings` are then those of the containers done by then.
+    public var abandoned = false
+
+    /// An empty round.
+    public init() {}
+}
+
+/// How many events one probe counted in a window.
+public struct ProbeEvents: Sendable, Equatable {
+    /// The probe (`shm`, `reclaim`, `blkio`).
+    public var probe: String
+    /// Its events: calls of the shm functions, reclaim passes, block requests.
+    public var count: UInt64
+
+    /// A count.
+    public init(probe: String, count: UInt64) {
+        self.probe = probe
+        self.count = count
+    }
+
+    /// What each probe counted in `results`: shm calls, reclaim passes, block requests.
+    public static func counts(_ results: ProbeResults) -> [ProbeEvents] {
+        let shm = results.shm.values.reduce(UInt64(0)) { $0 &+ $1.calls }
+        let reclaim = results.reclaim.values.reduce(UInt64(0)) { total, entries in
+            entries.reduce(total) { $0 &+ $1.memcgEvents &+ $1.directEvents }
+        }
+        let blkio = results.blkio.values.reduce(UInt64(0)) { $0 &+ $1.ownRequests &+ $1.noiseRequests }
+        return [
+            ProbeEvents(probe: "shm", count: shm), ProbeEvents(probe: "reclaim", count: reclaim),
+            ProbeEvents(probe: "blkio", count: blkio),
+        ]
+    }
+}
