@@ -21,7 +21,10 @@ import Resolution
 ///   buffer), takes the samplers' peaks, and runs every check of each container on a thread of
 ///   its own under the container deadline (`ContainerDeadline`): past it, that container's checks
 ///   are `unavailable` ("timed out reading …") and the others go on. Then the next window begins.
-/// - `nodeFindings`: `kernel.btf`, `kernel.headers`, `bpf.support`.
+/// - `nodeFindings`: `kernel.btf`, `kernel.headers`, `bpf.support`, then `kernel.thp`,
+///   `kernel.clocksource`, `kernel.mitigations`, `cpu.llc` (their facts read, and the clock's
+///   cost measured, once at creation with the kernel facts: no round reads the node's sysfs
+///   again, and an unchanged node gives unchanged findings).
 /// - `close` detaches and unloads everything and removes an extracted BTF.
 ///
 /// Calls are not expected to overlap: `check` makes them in order, the agent's loop one after
@@ -33,6 +36,11 @@ public actor DiagnosisEngine {
     public nonisolated let facts: KernelFacts
     /// The probes' plan, made at creation.
     public nonisolated let plan: ProbePlan
+    /// The node's tuning facts (`kernel.thp`, `kernel.clocksource`, `kernel.mitigations`,
+    /// `cpu.llc`), gathered at creation.
+    public nonisolated let tuning: NodeTuningFacts
+    /// pgnode's own `clock_gettime` cost, measured at creation (nil when it could not be).
+    public nonisolated let clockCost: ClockReadCost?
 
     private let logger: Logger
     /// Each container's diagnosis (and its `/dev/shm` sampler), under its deadline.
@@ -67,6 +75,9 @@ public actor DiagnosisEngine {
             deadline: 3 * configuration.containerDeadline, maxStuck: 1, what: "container discovery", logger: logger)
         let facts = KernelFacts.gather(host: configuration.host)
         self.facts = facts
+        let tuning = NodeTuningFacts.gather(host: configuration.host)
+        self.tuning = tuning
+        clockCost = ClockReadCost.measure(clocksource: tuning.clocksource.current)
         plan = ProbePlan.make(
             host: configuration.host, facts: facts, btfOption: configuration.btfOption,
             btfArchive: configuration.btfArchive)
@@ -76,15 +87,17 @@ public actor DiagnosisEngine {
     public var probeStatuses: [BPFProbeStatus] { statuses }
 
     /// The node-level findings as of now: `kernel.btf` (for the BTF chosen), `kernel.headers`
-    /// and `bpf.support` (which probes run, and why the others do not).
+    /// and `bpf.support` (which probes run, and why the others do not), then the tuning checks
+    /// (`KernelChecks.tuning`).
     public func nodeFindings(start: Timestamp, end: Timestamp) -> [Finding] {
         let resource = ResourceAttributes(nodeName: configuration.nodeName)
-        let observations = [
-            KernelChecks.btf(
-                facts, override: configuration.btfOption, resolved: plan.btf.location, problem: plan.btf.problem),
-            KernelChecks.headers(facts),
-            BPFChecks.support(plan.environment, probes: statuses),
-        ]
+        let observations =
+            [
+                KernelChecks.btf(
+                    facts, override: configuration.btfOption, resolved: plan.btf.location, problem: plan.btf.problem),
+                KernelChecks.headers(facts),
+                BPFChecks.support(plan.environment, probes: statuses),
+            ] + KernelChecks.tuning(tuning, architecture: facts.architecture, clockCost: clockCost)
         return observations.map { Finding(observation: $0, resource: resource, windowStart: start, time: end) }
     }
 
