@@ -173,7 +173,7 @@ public actor DiagnosisEngine {
             statuses = session.outcomes.compactMap { outcome in
                 guard let probe = plan.probes.first(where: { $0.name == outcome.name }) else { return nil }
                 return BPFProbeStatus(
-                    requirement: probe.requirement, programs: outcome.programs, running: outcome.running,
+                    requirement: probe.definition.requirement, programs: outcome.programs, running: outcome.running,
                     reason: outcome.reason, verifierLog: outcome.verifierLog)
             }
         }
@@ -195,7 +195,7 @@ public actor DiagnosisEngine {
     /// Whether the containers' `/dev/shm` is sampled: only for `shm.enospc`, so only while the
     /// shm probe runs.
     private var samplesShm: Bool {
-        configuration.observes && statuses.contains { $0.requirement.name == ProbeCatalog.shm.name && $0.running }
+        configuration.observes && statuses.contains { $0.requirement.name == ShmProbe.name && $0.running }
     }
 
     /// Starts a sampler for each container with a probe slot that has none.
