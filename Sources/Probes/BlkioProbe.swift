@@ -16,13 +16,13 @@ public final class BlkioProbe: Probe {
 
     public static let definition = ProbeDefinition(
         requirement: BPFProbeRequirement(
-            name: "blkio", checks: ["blkio.noise"], programTypes: ["raw_tracepoint"],
+            name: BlkioObject.name, checks: ["blkio.noise"], programTypes: ["raw_tracepoint"],
             mapTypes: ["hash", "array", "percpu_array", "lru_hash"],
             helpers: ["get_current_cgroup_id", "probe_read_kernel"],
             tracepoints: ["block/block_rq_insert", "block/block_rq_issue", "block/block_rq_complete"],
             needsTracefs: false),
-        programs: ["pgn_blk_ins_btf", "pgn_blk_iss_btf", "pgn_blk_cmp_btf"],
-        rawTracepointPrograms: ["pgn_blk_ins_raw", "pgn_blk_iss_raw", "pgn_blk_cmp_raw"])
+        programs: [.pgnBlkInsBtf, .pgnBlkIssBtf, .pgnBlkCmpBtf] as [BlkioObject.Program],
+        rawTracepointPrograms: [.pgnBlkInsRaw, .pgnBlkIssRaw, .pgnBlkCmpRaw] as [BlkioObject.Program])
     public static let v1Controller = CgroupRef.Kind.blkioV1
 
     public let object: BPFObject
@@ -30,7 +30,7 @@ public final class BlkioProbe: Probe {
     public init(object: BPFObject) { self.object = object }
 
     public func clear(slot: Int) throws(BPFError) {
-        let neighbours = try object.map("blk_neighbours")
+        let neighbours = try object.map(BlkioObject.Map.blkNeighbours)
         for key in try neighbours.keys(pgn_blk_neighbour_key.self) where key.target == UInt32(slot) {
             try neighbours.delete(key)
         }
@@ -43,7 +43,7 @@ public final class BlkioProbe: Probe {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         let ns = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
-        try? object.map("blk_state").update(UInt32(0), ns)
+        try? object.map(BlkioObject.Map.blkState).update(UInt32(0), ns)
     }
 
     public func read(drain: Bool) throws(BPFError) -> [Int: BlkioResult] { try Self.read(object, drain: drain) }
@@ -111,9 +111,9 @@ public final class BlkioProbe: Probe {
     /// The maps as they are; `drain` takes the neighbour entries out (per-window reading).
     static func read(_ object: BPFObject, drain: Bool = false) throws(BPFError) -> [Int: BlkioResult] {
         var results: [Int: BlkioResult] = [:]
-        let counts = try object.map("blk_counts")
-        let own = try object.map("blk_own_hist")
-        let noise = try object.map("blk_noise_hist")
+        let counts = try object.map(BlkioObject.Map.blkCounts)
+        let own = try object.map(BlkioObject.Map.blkOwnHist)
+        let noise = try object.map(BlkioObject.Map.blkNoiseHist)
         for index in 0..<Int(PGN_MAX_TARGETS) {
             let perCPU = try counts.lookupPerCPU(UInt32(index), as: pgn_blk_counts.self) ?? []
             var result = BlkioResult()
@@ -125,7 +125,7 @@ public final class BlkioProbe: Probe {
             result.noiseLatencyUs = slots(try noise.lookupPerCPU(UInt32(index), as: pgn_hist.self) ?? [])
             if result.ownRequests > 0 || result.noiseRequests > 0 { results[index] = result }
         }
-        let neighbours = try object.map("blk_neighbours")
+        let neighbours = try object.map(BlkioObject.Map.blkNeighbours)
         for (key, count) in try drain
             ? neighbours.drain(pgn_blk_neighbour_key.self, UInt64.self)
             : neighbours.entries(pgn_blk_neighbour_key.self, UInt64.self)
@@ -135,7 +135,7 @@ public final class BlkioProbe: Probe {
         }
         // One entry per hardware queue: a device's counts are the sum of its queues'.
         var devices: [Int: [UInt32: (own: UInt64, noise: UInt64)]] = [:]
-        for (_, queue) in try object.map("blk_queues").entries(UInt64.self, pgn_blk_queue.self) {
+        for (_, queue) in try object.map(BlkioObject.Map.blkQueues).entries(UInt64.self, pgn_blk_queue.self) {
             let own = withUnsafeBytes(of: queue.own_requests) { Array($0.bindMemory(to: UInt64.self)) }
             let noise = withUnsafeBytes(of: queue.noise_requests) { Array($0.bindMemory(to: UInt64.self)) }
             for target in own.indices where own[target] > 0 || noise[target] > 0 {
@@ -149,7 +149,7 @@ public final class BlkioProbe: Probe {
                     .init(dev: dev, ownRequests: counts.own, noiseRequests: counts.noise))
             }
         }
-        let evicted = try object.map("blk_state").lookup(UInt32(1), as: UInt64.self) ?? 0
+        let evicted = try object.map(BlkioObject.Map.blkState).lookup(UInt32(1), as: UInt64.self) ?? 0
         for index in results.keys {
             results[index]!.neighbours.sort { $0.requests > $1.requests }
             results[index]!.devices.sort { ($0.ownRequests, $1.dev) > ($1.ownRequests, $0.dev) }

@@ -12,6 +12,15 @@ public struct ProbeDefinition: Sendable, Equatable {
 
     /// The probe's (and its embedded object's) name.
     public var name: String { requirement.name }
+
+    /// A definition whose programs are names generated from its object (`ProbeObjectNames.swift`).
+    public init<Program: BPFProgramName>(
+        requirement: BPFProbeRequirement, programs: [Program], rawTracepointPrograms: [Program]? = nil
+    ) {
+        self.requirement = requirement
+        self.programs = programs.map(\.rawValue)
+        self.rawTracepointPrograms = rawTracepointPrograms?.map(\.rawValue)
+    }
 }
 
 /// Every probe pgnode carries: the registration list. A new probe is one line here (its type,

@@ -120,7 +120,7 @@ public final class ProbeSession {
                 let v1 = kind == .blkioV1 ? target.blkioV1 : target.memoryV1
                 if let v1 { wanted[TargetKey(id: v1, kind: kind.rawValue)] = UInt32(slot) }
             }
-            let map = try probe.object.map("targets")
+            let map = try probe.object.map(ProbeCommonMap.targets)
             for key in try map.keys(pgn_target_key.self)
             where wanted[TargetKey(id: key.cgroup_id, kind: key.kind)] == nil {
                 try map.delete(key)

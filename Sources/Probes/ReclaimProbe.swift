@@ -9,14 +9,14 @@ public final class ReclaimProbe: Probe {
 
     public static let definition = ProbeDefinition(
         requirement: BPFProbeRequirement(
-            name: "reclaim", checks: ["memory.reclaim"], programTypes: ["tracepoint"], mapTypes: ["hash"],
+            name: ReclaimObject.name, checks: ["memory.reclaim"], programTypes: ["tracepoint"], mapTypes: ["hash"],
             helpers: ["get_current_cgroup_id", "probe_read_kernel"],
             tracepoints: [
                 "vmscan/mm_vmscan_memcg_reclaim_begin", "vmscan/mm_vmscan_memcg_reclaim_end",
                 "vmscan/mm_vmscan_direct_reclaim_begin", "vmscan/mm_vmscan_direct_reclaim_end",
             ],
             needsTracefs: true),
-        programs: ["pgn_rcl_mcg_in", "pgn_rcl_mcg_out", "pgn_rcl_dir_in", "pgn_rcl_dir_out"],
+        programs: [.pgnRclMcgIn, .pgnRclMcgOut, .pgnRclDirIn, .pgnRclDirOut] as [ReclaimObject.Program],
         rawTracepointPrograms: nil)
     public static let v1Controller = CgroupRef.Kind.memoryV1
 
@@ -25,7 +25,7 @@ public final class ReclaimProbe: Probe {
     public init(object: BPFObject) { self.object = object }
 
     public func clear(slot: Int) throws(BPFError) {
-        let entries = try object.map("reclaim_by_pid")
+        let entries = try object.map(ReclaimObject.Map.reclaimByPid)
         for key in try entries.keys(pgn_reclaim_key.self) where key.target == UInt32(slot) {
             try entries.delete(key)
         }
@@ -53,7 +53,7 @@ public final class ReclaimProbe: Probe {
     /// The map as it is; `drain` takes the entries out (per-window reading).
     static func read(_ object: BPFObject, drain: Bool = false) throws(BPFError) -> [Int: [ReclaimEntry]] {
         var results: [Int: [ReclaimEntry]] = [:]
-        let map = try object.map("reclaim_by_pid")
+        let map = try object.map(ReclaimObject.Map.reclaimByPid)
         for (key, value) in try drain
             ? map.drain(pgn_reclaim_key.self, pgn_reclaim_value.self)
             : map.entries(pgn_reclaim_key.self, pgn_reclaim_value.self)

@@ -11,13 +11,12 @@ import Synchronization
 public final class ShmProbe: Probe {
     public static let definition = ProbeDefinition(
         requirement: BPFProbeRequirement(
-            name: "shm", checks: ["shm.enospc"], programTypes: ["kprobe"],
+            name: ShmObject.name, checks: ["shm.enospc"], programTypes: ["kprobe"],
             mapTypes: ["hash", "array", "ringbuf"],
             helpers: ["get_current_cgroup_id", "probe_read_kernel", "ringbuf_reserve", "ktime_get_boot_ns"],
             tracepoints: [], needsTracefs: false, needsUprobes: true),
-        programs: [
-            "pgn_shm_fa_in", "pgn_shm_fa_out", "pgn_shm_ft_in", "pgn_shm_ft_out", "pgn_shm_ul_in", "pgn_shm_ul_out",
-        ],
+        programs: [.pgnShmFaIn, .pgnShmFaOut, .pgnShmFtIn, .pgnShmFtOut, .pgnShmUlIn, .pgnShmUlOut]
+            as [ShmObject.Program],
         rawTracepointPrograms: nil)
     public static let v1Controller = CgroupRef.Kind.memoryV1
 
@@ -55,12 +54,12 @@ public final class ShmProbe: Probe {
     }
 
     public func clear(slot: Int) throws(BPFError) {
-        try object.map("shm_stats").update(UInt32(slot), pgn_shm_stats())
-        let segments = try object.map("shm_segments")
+        try object.map(ShmObject.Map.shmStats).update(UInt32(slot), pgn_shm_stats())
+        let segments = try object.map(ShmObject.Map.shmSegments)
         for key in try segments.keys(pgn_shm_segment_key.self) where key.target == UInt32(slot) {
             try segments.delete(key)
         }
-        let failures = try object.map("shm_failures")
+        let failures = try object.map(ShmObject.Map.shmFailures)
         for key in try failures.keys(pgn_shm_failure_key.self) where key.target == UInt32(slot) {
             try failures.delete(key)
         }
@@ -68,7 +67,7 @@ public final class ShmProbe: Probe {
 
     /// Starts receiving the ring buffer's failures and attaches the uprobes to the targets' libraries.
     public func attached() {
-        if let records = try? object.ringBuffer("shm_events") {
+        if let records = try? object.ringBuffer(ShmObject.Map.shmEvents) {
             let buffer = events
             eventTask = Task {
                 for await record in records {
@@ -104,7 +103,7 @@ public final class ShmProbe: Probe {
         }
         // The next window's peaks start from here.
         window += 1
-        try? object.map("shm_window").update(UInt32(0), window)
+        try? object.map(ShmObject.Map.shmWindow).update(UInt32(0), window)
         return try results.get()
     }
 
@@ -215,7 +214,7 @@ public final class ShmProbe: Probe {
         throws(BPFError) -> [Int: ShmResult]
     {
         var results: [Int: ShmResult] = [:]
-        let stats = try object.map("shm_stats")
+        let stats = try object.map(ShmObject.Map.shmStats)
         for index in 0..<Int(PGN_MAX_TARGETS) {
             guard let s = try stats.lookup(UInt32(index), as: pgn_shm_stats.self),
                 s.calls > 0 || s.failures > 0 || s.current_bytes != 0
@@ -229,7 +228,7 @@ public final class ShmProbe: Probe {
             result.peakBytes = s.window == window ? s.peak_bytes : s.current_bytes
             results[index] = result
         }
-        let failures = try object.map("shm_failures")
+        let failures = try object.map(ShmObject.Map.shmFailures)
         for (key, value) in try drain
             ? failures.drain(pgn_shm_failure_key.self, pgn_shm_failure_value.self)
             : failures.entries(pgn_shm_failure_key.self, pgn_shm_failure_value.self)
