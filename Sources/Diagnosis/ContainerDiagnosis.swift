@@ -4,26 +4,6 @@ import PGNodeModel
 import Probes
 import Resolution
 
-/// Whether a probe ran, and why not when it did not.
-public struct ProbeStatus: Sendable, Equatable {
-    /// The probe's name (`Probe.name`).
-    public var probe: String
-    /// The checks that use it.
-    public var checks: [String]
-    /// Whether it was loaded and attached.
-    public var running: Bool
-    /// Why it is not running.
-    public var reason: String?
-
-    /// A status.
-    public init(probe: String, checks: [String], running: Bool, reason: String?) {
-        self.probe = probe
-        self.checks = checks
-        self.running = running
-        self.reason = reason
-    }
-}
-
 /// What one observation window of the probes produced, for every target at once.
 public struct ProbeWindow: Sendable {
     /// Results by target index.
@@ -129,7 +109,7 @@ public enum ContainerDiagnosis {
         // /proc now, while they still run).
         step("/proc for the names of the processes the probes saw")
         var processNames = ProcessNames(resolution)
-        let feeding = window.statuses.map { ProbeCatalog.named($0.probe) as? any ProbeCheckFeeding.Type }
+        let feeding = window.statuses.map { ProbeCatalog.named($0.name) as? any ProbeCheckFeeding.Type }
         processNames.learn(feeding.flatMap { $0?.processes(slot: index, in: window.results) ?? [] }, host: host)
         return withoutActuallyEscaping(step) { step in
             let context = ProbeCheckContext(
@@ -150,14 +130,14 @@ public enum ContainerDiagnosis {
         for (status, probe) in probes {
             let reason =
                 status.running
-                ? window.results.unwatched[status.probe]?[index]
-                    ?? (probe == nil ? "no check reads the \(status.probe) probe" : nil)
-                : status.reason ?? "the \(status.probe) probe is not running"
+                ? window.results.unwatched[status.name]?[index]
+                    ?? (probe == nil ? "no check reads the \(status.name) probe" : nil)
+                : status.reason ?? "the \(status.name) probe is not running"
             if let probe, reason == nil {
                 observations += probe.observations(slot: index, context)
             } else {
                 observations += status.checks.map {
-                    .unavailable(check: $0, reason: reason ?? "", evidence: ["probe": .string(status.probe)])
+                    .unavailable(check: $0, reason: reason ?? "", evidence: ["probe": .string(status.name)])
                 }
             }
         }
@@ -170,7 +150,7 @@ public enum ContainerDiagnosis {
         let reason = "the probes follow at most \(slots) containers at once on a node and this one has no slot"
         return statuses.flatMap { status in
             status.checks.map {
-                Observation.unavailable(check: $0, reason: reason, evidence: ["probe": .string(status.probe)])
+                Observation.unavailable(check: $0, reason: reason, evidence: ["probe": .string(status.name)])
             }
         }
     }

@@ -1,4 +1,5 @@
 import HostFacts
+import PGNodeModel
 import ProbeObjects
 
 #if canImport(Glibc)
@@ -7,30 +8,14 @@ import ProbeObjects
     import Musl
 #endif
 
-/// How one probe fared when it was opened, loaded and attached.
-public struct ProbeOutcome: Sendable, Equatable {
-    /// The probe's name.
-    public var name: String
-    /// The programs chosen (tp_btf or raw_tp variant).
-    public var programs: [String]
-    /// Whether it is loaded and attached.
-    public var running: Bool
-    /// Why not, when it is not: the precondition or libbpf's error.
-    public var reason: String?
-    /// The verifier log's tail when the kernel rejected a program.
-    public var verifierLog: String?
-    /// The kernel's program ids while it ran.
-    public var programIDs: [String: UInt32] = [:]
-}
-
 /// The probes of one run: opened, loaded and attached together; read and closed together. It
 /// drives each probe through `Probe` and never asks which one it is.
 /// Not `Sendable`: it owns libbpf objects; one task drives it from `open` to `close`.
 public final class ProbeSession {
     /// The loaded probes, in load order.
     private var probes: [any Probe] = []
-    /// How each probe fared.
-    public private(set) var outcomes: [ProbeOutcome] = []
+    /// How each probe fared, in load order.
+    public private(set) var statuses: [ProbeStatus] = []
     /// Slot → target, as last set.
     private var assigned: [Int: ProbeTarget] = [:]
     /// The previous window's cumulative readings (`collect`).
@@ -59,8 +44,8 @@ public final class ProbeSession {
     ) {
         let sets = ProbeCatalog.programSets(
             for: P.definition, environment: environment, preferRawTracepoints: preferRawTracepoints)
-        var outcome = ProbeOutcome(name: P.name, programs: sets[0], running: false)
-        defer { outcomes.append(outcome) }
+        var outcome = ProbeStatus(name: P.name, checks: P.checks, programs: sets[0], running: false)
+        defer { statuses.append(outcome) }
         if let blocked {
             outcome.reason = blocked
             return
@@ -144,15 +129,15 @@ public final class ProbeSession {
     /// Attaches every loaded probe; a probe that fails to attach is closed and reported.
     public func attach() {
         probes = probes.filter { probe in
-            guard let index = outcomes.firstIndex(where: { $0.name == type(of: probe).name }) else { return true }
+            guard let index = statuses.firstIndex(where: { $0.name == type(of: probe).name }) else { return true }
             do throws(BPFError) {
                 try probe.object.attach()
-                outcomes[index].programIDs = probe.object.programIDs
+                statuses[index].programIDs = probe.object.programIDs
                 probe.attached()
                 return true
             } catch {
-                outcomes[index].running = false
-                outcomes[index].reason = error.description
+                statuses[index].running = false
+                statuses[index].reason = error.description
                 probe.stop()
                 BPFObject.destroy(probe.releaseLinks())
                 probe.object.close()

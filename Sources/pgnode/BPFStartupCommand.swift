@@ -36,8 +36,8 @@ struct BPFStartupCommand: ParsableCommand {
             let session = ProbeSession(environment: env, btfPath: resolution.customPath)
             session.attach()
             let attached = monotonicNanoseconds()
-            guard session.outcomes.allSatisfy(\.running) else {
-                let reasons = session.outcomes.compactMap { $0.reason.map { "\($0)" } }
+            guard session.statuses.allSatisfy(\.running) else {
+                let reasons = session.statuses.compactMap { $0.reason.map { "\($0)" } }
                 writeStandardError("pgnode: not every probe runs here: \(reasons.joined(separator: "; "))\n")
                 throw PGNodeExit(code: 1)
             }
