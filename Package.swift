@@ -98,7 +98,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "PGNodeModel", "HostFacts", "Checks", "Diagnosis", "OSSupport", "Shipping",
+                "PGNodeModel", "HostFacts", "Diagnosis", "OSSupport", "Shipping",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

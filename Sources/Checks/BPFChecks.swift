@@ -70,10 +70,4 @@ public enum BPFChecks {
                 + "container's securityContext; give it the node's BTF (/sys/kernel/btf/vmlinux, --btf or "
                 + "--btf-archive) and tracefs. The checks of the probes that cannot run report 'unavailable'.")
     }
-
-    /// The observation a BPF-based check reports when its probe cannot run.
-    public static func unavailable(check: String, probe: String, reason: String) -> Observation {
-        .unavailable(
-            check: check, reason: "BPF probe \(probe) cannot run: \(reason)", evidence: ["probe": .string(probe)])
-    }
 }

@@ -31,13 +31,6 @@ public enum ProbeReports {
         }
     }
 
-    /// PostgreSQL roles of the container's processes: host pid → role, or the command for
-    /// processes that are not PostgreSQL's (as the resolution knows them; see `ProcessNames` for
-    /// processes born during the window).
-    public static func roles(_ resolution: Resolution) -> [Int32: String] {
-        ProcessNames(resolution).roles
-    }
-
     /// Host pids by their pid in the container's pid namespace, for the processes `names` knows
     /// (resolved before the window, or learned right after it).
     public static func namespacePIDs(_ names: ProcessNames) -> [Int32: Int32] {

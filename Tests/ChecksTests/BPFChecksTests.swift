@@ -29,10 +29,6 @@ struct BPFChecksTests {
         #expect(observation.severity == .warning)
         #expect(observation.summary.contains("reclaim") && observation.summary.contains("pgnode lacks CAP_BPF"))
         #expect(!observation.remedy.isEmpty)
-        let unavailable = BPFChecks.unavailable(
-            check: "memory.reclaim", probe: "reclaim", reason: "pgnode lacks CAP_BPF")
-        #expect(unavailable.severity == .unavailable)
-        #expect(unavailable.evidence["reason"]?.stringValue == "BPF probe reclaim cannot run: pgnode lacks CAP_BPF")
     }
 
     @Test("kernel.btf: archive, unusable option, missing")
