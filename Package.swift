@@ -25,20 +25,20 @@ let package = Package(
         .target(name: "CShims"),
         // The finding schema, severities, JSON values and stable ids. No I/O.
         .target(name: "PGNodeModel", swiftSettings: strict),
-        // OS helpers shared by the targets that run work on threads of their own: POSIX threads,
-        // a mutex with a condition variable, the monotonic clock.
-        .target(name: "OSSupport", swiftSettings: strict),
+        // The one home of OS helpers: POSIX threads, a mutex with a condition variable, the
+        // monotonic clock, process spawning, signal sources, directory listing, file trees.
+        .target(name: "OSSupport", dependencies: ["CShims"], swiftSettings: strict),
         // Everything read from the host: procfs, cgroupfs, mounts, kernel facts. All I/O goes
         // through a host root so tests can point it at a fixture tree.
         .target(
             name: "HostFacts",
-            dependencies: ["CShims", "PGNodeModel"],
+            dependencies: ["CShims", "PGNodeModel", "OSSupport"],
             swiftSettings: strict
         ),
         // Container ids → runtime, pod, cgroups, processes and the PostgreSQL servers inside.
         .target(
             name: "Resolution",
-            dependencies: ["CShims", "HostFacts", "PGNodeModel"],
+            dependencies: ["CShims", "HostFacts", "PGNodeModel", "OSSupport"],
             swiftSettings: strict
         ),
         // libbpf from the system (libbpf-dev), with libelf and zlib that it needs.
@@ -54,7 +54,7 @@ let package = Package(
         .target(
             name: "Probes",
             dependencies: [
-                "CLibBPF", "ProbeObjects", "HostFacts", "PGNodeModel",
+                "CLibBPF", "ProbeObjects", "HostFacts", "PGNodeModel", "OSSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -115,7 +115,7 @@ let package = Package(
             swiftSettings: strict
         ),
         // Helpers shared by the test targets: CI-aware requirements, running commands.
-        .target(name: "TestSupport", dependencies: ["CShims"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["CShims", "OSSupport"], path: "Tests/TestSupport"),
         .testTarget(
             name: "PGNodeModelTests",
             dependencies: ["PGNodeModel"],

@@ -1,14 +1,10 @@
 import Checks
+import Glibc
 import HostFacts
+import OSSupport
 import PGNodeModel
 import Probes
 import Resolution
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// Turns what the probes aggregated for one target into the reports the checks take.
 public enum ProbeReports {
@@ -18,10 +14,7 @@ public enum ProbeReports {
 
         /// A clock sampled now.
         public init() {
-            var mono = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &mono)
-            let monoNs = Int64(mono.tv_sec) * 1_000_000_000 + Int64(mono.tv_nsec)
-            offset = Timestamp.now().nanoseconds - monoNs
+            offset = Timestamp.now().nanoseconds - Int64(clamping: MonotonicClock.nanoseconds())
         }
 
         /// The wall-clock time of a kernel timestamp (saturating: a time from a BPF map beyond

@@ -1,11 +1,6 @@
 import HostFacts
+import OSSupport
 import ProbeObjects
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// The blkio probe (`bpf/blkio.bpf.c`): the block layer's insert, issue and complete
 /// tracepoints (tp_btf, or raw_tp where tp_btf cannot be used). Per target: its requests and
@@ -40,10 +35,7 @@ public final class BlkioProbe: Probe {
     /// on (CLOCK_MONOTONIC, the clock of `bpf_ktime_get_ns()` and `rq->start_time_ns`). Without
     /// this they start from the first completion they see.
     public func attached() {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        let ns = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
-        try? object.map(BlkioObject.Map.blkState).update(UInt32(0), ns)
+        try? object.map(BlkioObject.Map.blkState).update(UInt32(0), MonotonicClock.nanoseconds())
     }
 
     public func read(drain: Bool) throws(BPFError) -> [Int: BlkioResult] { try Self.read(object, drain: drain) }

@@ -1,12 +1,7 @@
+import Glibc
 import HostFacts
 import PGNodeModel
 import ProbeObjects
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// The probes of one run: opened, loaded and attached together; read and closed together. It
 /// drives each probe through `Probe` and never asks which one it is.

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import Glibc
 
 /// The uprobes of one loaded object, attached per library file: `update(libraries:)` attaches
 /// the programs to every library not yet attached and detaches those no longer wanted.

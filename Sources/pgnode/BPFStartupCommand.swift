@@ -1,13 +1,9 @@
 import ArgumentParser
+import Glibc
 import HostFacts
+import OSSupport
 import PGNodeModel
 import Probes
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// `pgnode bpf-startup` (hidden): measures the BPF start-up cost — opening, loading and
 /// attaching every embedded object — for scripts/bench-bpf-startup.
@@ -60,9 +56,5 @@ struct BPFStartupCommand: ParsableCommand {
         writeStandardOutput(JSONWriter.string(.object(result)) + "\n")
     }
 
-    private func monotonicNanoseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
+    private func monotonicNanoseconds() -> UInt64 { MonotonicClock.nanoseconds() }
 }
