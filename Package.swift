@@ -77,8 +77,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // Where findings go: NDJSON, text for people.
-        .target(name: "Sinks", dependencies: ["PGNodeModel"], swiftSettings: strict),
+        // How findings are written: NDJSON, text for people.
+        .target(name: "Formatters", dependencies: ["PGNodeModel"], swiftSettings: strict),
         // libcurl (HTTP client with private CAs and client certificates) and zlib (gzip bodies),
         // with typed inline wrappers for libcurl's variadic calls.
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
@@ -93,12 +93,18 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Where the agent's findings go (`FindingSink`): NDJSON on stdout, or the shipper.
+        .target(
+            name: "Sinks",
+            dependencies: ["PGNodeModel", "OSSupport", "Shipping"],
+            swiftSettings: strict
+        ),
         // The agent runtime: the loop of windows over the diagnosis engine, /healthz /readyz
         // /metrics, JSON logs, the shutdown.
         .target(
             name: "Agent",
             dependencies: [
-                "PGNodeModel", "HostFacts", "Diagnosis", "OSSupport", "Shipping",
+                "PGNodeModel", "HostFacts", "Diagnosis", "OSSupport", "Shipping", "Sinks",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -107,7 +113,8 @@ let package = Package(
         .executableTarget(
             name: "pgnode",
             dependencies: [
-                "PGNodeModel", "HostFacts", "Resolution", "Sinks", "Probes", "Diagnosis", "OSSupport", "Shipping",
+                "PGNodeModel", "HostFacts", "Resolution", "Formatters", "Sinks", "Probes", "Diagnosis", "OSSupport",
+                "Shipping",
                 "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -139,8 +146,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
-            name: "SinksTests",
-            dependencies: ["Sinks", "PGNodeModel"],
+            name: "FormattersTests",
+            dependencies: ["Formatters", "PGNodeModel"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -159,7 +166,7 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "Agent", "Diagnosis", "OSSupport", "Shipping", "PGNodeModel", "HostFacts", "TestSupport",
+                "Agent", "Diagnosis", "OSSupport", "Shipping", "Sinks", "PGNodeModel", "HostFacts", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

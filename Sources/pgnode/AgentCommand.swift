@@ -8,6 +8,7 @@ import Logging
 import OSSupport
 import PGNodeModel
 import Shipping
+import Sinks
 
 /// `pgnode agent`: continuous diagnosis, findings to stdout or to a log aggregator.
 struct AgentCommand: AsyncParsableCommand {

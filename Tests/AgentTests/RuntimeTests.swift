@@ -4,6 +4,7 @@ import HostFacts
 import Logging
 import PGNodeModel
 import Shipping
+import Sinks
 import TestSupport
 import Testing
 
