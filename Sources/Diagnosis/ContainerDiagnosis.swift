@@ -128,17 +128,16 @@ public enum ContainerDiagnosis {
         let window = context.window
         var observations: [Observation] = []
         for (status, probe) in probes {
-            let reason =
-                status.running
-                ? window.results.unwatched[status.name]?[index]
-                    ?? (probe == nil ? "no check reads the \(status.name) probe" : nil)
-                : status.reason ?? "the \(status.name) probe is not running"
-            if let probe, reason == nil {
+            if let probe, status.running, window.results.unwatched[status.name]?[index] == nil {
                 observations += probe.observations(slot: index, context)
-            } else {
-                observations += status.checks.map {
-                    .unavailable(check: $0, reason: reason ?? "", evidence: ["probe": .string(status.name)])
-                }
+                continue
+            }
+            let reason =
+                !status.running
+                ? status.reason ?? "the \(status.name) probe is not running"
+                : window.results.unwatched[status.name]?[index] ?? "no check reads the \(status.name) probe"
+            observations += status.checks.map {
+                .unavailable(check: $0, reason: reason, evidence: ["probe": .string(status.name)])
             }
         }
         return observations
