@@ -52,7 +52,7 @@ public actor DiagnosisEngine {
     private var slots = TargetSlots(capacity: Int(PGN_MAX_TARGETS))
     private var session: ProbeSession?
     /// How each probe fared when it was loaded and attached (empty until then).
-    private var statuses: [BPFProbeStatus] = []
+    private var statuses: [ProbeStatus] = []
     /// When the probes' current window began.
     private var windowStart = Timestamp.now()
     /// Each followed container's `/dev/shm` sampler for the current window, by container id.
@@ -84,7 +84,7 @@ public actor DiagnosisEngine {
     }
 
     /// How each probe fared when it was loaded and attached; empty before the first `follow`.
-    public var probeStatuses: [BPFProbeStatus] { statuses }
+    public var probeStatuses: [ProbeStatus] { statuses }
 
     /// The node-level findings as of now: `kernel.btf` (for the BTF chosen), `kernel.headers`
     /// and `bpf.support` (which probes run, and why the others do not), then the tuning checks
@@ -170,12 +170,7 @@ public actor DiagnosisEngine {
             if configuration.observes { session.attach() }
             self.session = session
             windowStart = Timestamp.now()
-            statuses = session.outcomes.compactMap { outcome in
-                guard let probe = plan.probes.first(where: { $0.name == outcome.name }) else { return nil }
-                return BPFProbeStatus(
-                    requirement: probe.requirement, programs: outcome.programs, running: outcome.running,
-                    reason: outcome.reason, verifierLog: outcome.verifierLog)
-            }
+            statuses = session.statuses
         }
         // Logged when the number of containers without a slot changes, not every window.
         if found.count - assigned.count != unfollowed, found.count > assigned.count {
@@ -195,7 +190,7 @@ public actor DiagnosisEngine {
     /// Whether the containers' `/dev/shm` is sampled: only for `shm.enospc`, so only while the
     /// shm probe runs.
     private var samplesShm: Bool {
-        configuration.observes && statuses.contains { $0.requirement.name == ProbeCatalog.shm.name && $0.running }
+        configuration.observes && statuses.contains { $0.name == ShmProbe.name && $0.running }
     }
 
     /// Starts a sampler for each container with a probe slot that has none.
@@ -242,10 +237,6 @@ public actor DiagnosisEngine {
             }
         }
         let now = Timestamp.now()
-        let probeStatuses = statuses.map {
-            ProbeStatus(
-                probe: $0.requirement.name, checks: $0.requirement.checks, running: $0.running, reason: $0.reason)
-        }
         let nanoseconds = now.nanoseconds - windowStart.nanoseconds
         windowStart = now
         // How full each container's /dev/shm got; a sampler stuck past the deadline (a statfs of
@@ -257,7 +248,7 @@ public actor DiagnosisEngine {
             if case .finished(let peak?) = outcome, let slot = slots.slots[id] { peaks[slot] = peak }
         }
         let window = ProbeWindow(
-            results: results, statuses: probeStatuses, nanoseconds: nanoseconds, shmUsedPeakBytes: peaks)
+            results: results, statuses: statuses, nanoseconds: nanoseconds, shmUsedPeakBytes: peaks)
         let host = configuration.host
         let facts = WindowFacts(
             window: window, layout: self.facts.cgroups, known: targets, pageSize: self.facts.pageSize,
@@ -265,7 +256,7 @@ public actor DiagnosisEngine {
         for resolution in targets where containers?.contains(resolution.container.id) ?? true {
             let id = resolution.container.id
             let slot = configuration.observes ? slots.slots[id] : nil
-            let checks = ContainerDiagnosis.staticChecks + (slot == nil ? [] : probeStatuses.flatMap(\.checks))
+            let checks = ContainerDiagnosis.staticChecks + (slot == nil ? [] : statuses.flatMap(\.checks))
             var observations: [Observation]
             if let outcome = sampled[id], case .timedOut = outcome,
                 let (reason, evidence) = ContainerDeadline.reason(outcome, deadline: deadlines.threads.deadline)
@@ -289,7 +280,7 @@ public actor DiagnosisEngine {
             }
             if configuration.observes && slot == nil {
                 observations += ContainerDiagnosis.unfollowedObservations(
-                    statuses: probeStatuses, slots: Int(PGN_MAX_TARGETS))
+                    statuses: statuses, slots: Int(PGN_MAX_TARGETS))
             }
             let resource = resolution.resourceAttributes(nodeName: configuration.nodeName)
             round.findings += observations.map {

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import Glibc
 
 /// What one `clock_gettime(CLOCK_MONOTONIC)` costs in pgnode's own process: a read of the vDSO
 /// when the clocksource is one the vDSO serves (tens of nanoseconds), a system call otherwise

@@ -1,6 +1,6 @@
+import Formatters
 import Foundation
 import PGNodeModel
-import Sinks
 import Testing
 
 @Suite("Text and NDJSON output")

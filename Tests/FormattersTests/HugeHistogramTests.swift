@@ -1,4 +1,4 @@
-import Sinks
+import Formatters
 import Testing
 
 @Suite("text output of histograms whose counts come from BPF maps")

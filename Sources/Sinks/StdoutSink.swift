@@ -1,12 +1,7 @@
+import Glibc
 import OSSupport
 import PGNodeModel
 import Shipping
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// Findings as NDJSON on stdout (the agent without `--endpoint`), for the node's log collector.
 /// A thread does the writing, so a slow reader of stdout never stalls diagnosis; the queue is
