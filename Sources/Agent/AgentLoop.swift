@@ -18,6 +18,7 @@ public enum AgentMetric {
     public static let startTime = "pgnode_start_time_seconds"
     public static let diagnosisTimeouts = "pgnode_diagnosis_timeouts_total"
     public static let stuckThreads = "pgnode_diagnosis_stuck_threads"
+    public static let roundDuration = "pgnode_diagnosis_round_duration_seconds"
 
     /// Declares the agent's metrics. `pgnode_probe_events_total{probe}` and
     /// `pgnode_bpf_program_loaded{program}` are filled by the probe layer.
@@ -26,6 +27,9 @@ public enum AgentMetric {
         metrics.declare(containers, .gauge, help: "PostgreSQL containers being diagnosed.", initial: 0)
         metrics.declare(runs, .counter, help: "Diagnosis windows completed.", initial: 0)
         metrics.declare(duration, .gauge, help: "How long the last diagnosis round took, in seconds.", initial: 0)
+        metrics.declareHistogram(
+            roundDuration, buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+            help: "How long the diagnosis rounds took, in seconds.")
         metrics.declare(discoveryErrors, .counter, help: "Container discoveries that failed.", initial: 0)
         metrics.declare(probeEvents, .counter, help: "Events the BPF probes delivered, by probe.")
         metrics.declare(
@@ -74,6 +78,7 @@ public final class AgentLoop: Sendable {
     private let sink: any FindingSink
     private let metrics: MetricsRegistry
     private let logger: Logger
+    private let containerMetrics: ContainerMetrics
     /// Seconds between rounds.
     public let interval: Double
     /// Health for /healthz and /readyz.
@@ -91,6 +96,7 @@ public final class AgentLoop: Sendable {
         self.interval = interval
         self.health = AgentHealth(interval: interval)
         AgentMetric.declare(metrics)
+        self.containerMetrics = ContainerMetrics(metrics)
     }
 
     /// The identity of a node-level finding across evaluations: its check and its resource.
@@ -113,7 +119,8 @@ public final class AgentLoop: Sendable {
     }
 
     /// Runs until the task is cancelled: node findings at start, then every interval the
-    /// containers' findings for the window and the node findings that changed. When cancellation
+    /// containers' findings for the window (recorded in the per-container metrics too) and the
+    /// node findings that changed. When cancellation
     /// comes, the window in progress is abandoned (its findings would cover only part of the
     /// interval), and so is a round in progress: what it returns after the cancellation is not
     /// emitted (a source stops waiting for its work when cancelled). Then the source's `stop()`
@@ -156,14 +163,18 @@ public final class AgentLoop: Sendable {
             let window = DiagnosisWindow(start: windowStart, end: Timestamp.now())
             let containerFindings = await source.containerFindings(window: window, containers: containers)
             if Task.isCancelled { break }
+            containerMetrics.record(containerFindings)
             emit(containerFindings)
             let now = Timestamp.now()
             let nodeFindings = await source.nodeFindings(window: DiagnosisWindow(start: now, end: now))
             if Task.isCancelled { break }
             emit(Self.changed(nodeFindings, since: &lastNode))
             containers = await discover(previous: containers)
+            // The series of the containers that have gone.
+            containerMetrics.forget(allBut: containers)
             metrics.add(AgentMetric.runs)
             metrics.set(AgentMetric.duration, [], MonotonicClock.now() - began)
+            metrics.observe(AgentMetric.roundDuration, [], MonotonicClock.now() - began)
             health.beat()
             windowStart = window.end
         }

@@ -227,6 +227,7 @@ struct AgentCommand: AsyncParsableCommand {
         signals.secondSignalExits()
 
         let metrics = MetricsRegistry()
+        ProcessMetrics.register(metrics)
         let host = hostOptions.host
         let node = NodeIdentity.nodeName(explicit: nodeName, environment: environmentVariables(), host: host)
 
