@@ -156,6 +156,6 @@ struct StalledContainerTests {
         #expect(
             agent.logs.filter {
                 $0["message"] == "a container's diagnosis did not finish within its deadline; its thread is abandoned"
-            }.count == 1)
+            }.count == 1, "\(agent.logs.filter { $0["message"]?.stringValue?.contains("deadline") == true })")
     }
 }
