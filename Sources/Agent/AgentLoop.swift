@@ -91,7 +91,8 @@ public final class AgentLoop: Sendable {
     /// Health for /healthz and /readyz.
     public let health: AgentHealth
 
-    /// A loop; `run()` starts it.
+    /// A loop; `run()` starts it. `emit` defaults to `.all` (every finding of every window); the
+    /// agent command passes its `--emit` policy, whose default is `changes`.
     public init(
         source: any DiagnosisSource, sink: any FindingSink, metrics: MetricsRegistry, logger: Logger,
         interval: Double, emit: EmitPolicy = .all
