@@ -19,14 +19,22 @@ public enum AgentMetric {
     public static let startTime = "pgnode_start_time_seconds"
     public static let diagnosisTimeouts = "pgnode_diagnosis_timeouts_total"
     public static let stuckThreads = "pgnode_diagnosis_stuck_threads"
+    public static let findingsSuppressed = "pgnode_findings_suppressed_total"
+    public static let roundDuration = "pgnode_diagnosis_round_duration_seconds"
 
     /// Declares the agent's metrics. `pgnode_probe_events_total{probe}` and
     /// `pgnode_bpf_program_loaded{program}` are filled by the probe layer.
     public static func declare(_ metrics: MetricsRegistry) {
         metrics.declare(findings, .counter, help: "Findings emitted, by check and severity.")
+        metrics.declare(
+            findingsSuppressed, .counter,
+            help: "Container findings not emitted (unchanged within the heartbeat, or below --min-severity), by check.")
         metrics.declare(containers, .gauge, help: "PostgreSQL containers being diagnosed.", initial: 0)
         metrics.declare(runs, .counter, help: "Diagnosis windows completed.", initial: 0)
         metrics.declare(duration, .gauge, help: "How long the last diagnosis round took, in seconds.", initial: 0)
+        metrics.declareHistogram(
+            roundDuration, buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+            help: "How long the diagnosis rounds took, in seconds.")
         metrics.declare(discoveryErrors, .counter, help: "Container discoveries that failed.", initial: 0)
         metrics.declare(probeEvents, .counter, help: "Events the BPF probes delivered, by probe.")
         metrics.declare(
@@ -75,23 +83,31 @@ public final class AgentLoop: Sendable {
     private let sink: any FindingSink
     private let metrics: MetricsRegistry
     private let logger: Logger
+    private let containerMetrics: ContainerMetrics
+    private let filter: Mutex<EmitFilter>
+    /// Which container findings are emitted.
+    public let emitPolicy: EmitPolicy
     /// Seconds between rounds.
     public let interval: Double
     /// Health for /healthz and /readyz.
     public let health: AgentHealth
 
-    /// A loop; `run()` starts it.
+    /// A loop; `run()` starts it. `emit` defaults to `.all` (every finding of every window); the
+    /// agent command passes its `--emit` policy, whose default is `changes`.
     public init(
         source: any DiagnosisSource, sink: any FindingSink, metrics: MetricsRegistry, logger: Logger,
-        interval: Double
+        interval: Double, emit: EmitPolicy = .all
     ) {
         self.source = source
         self.sink = sink
         self.metrics = metrics
         self.logger = logger
         self.interval = interval
+        self.emitPolicy = emit
+        self.filter = Mutex(EmitFilter(policy: emit))
         self.health = AgentHealth(interval: interval)
         AgentMetric.declare(metrics)
+        self.containerMetrics = ContainerMetrics(metrics)
     }
 
     /// The identity of a node-level finding across evaluations: its check and its resource.
@@ -114,7 +130,8 @@ public final class AgentLoop: Sendable {
     }
 
     /// Runs until the task is cancelled: node findings at start, then every interval the
-    /// containers' findings for the window and the node findings that changed. When cancellation
+    /// containers' findings for the window (recorded in the per-container metrics, and emitted as
+    /// the emit policy says) and the node findings that changed. When cancellation
     /// comes, the window in progress is abandoned (its findings would cover only part of the
     /// interval), and so is a round in progress: what it returns after the cancellation is not
     /// emitted (a source stops waiting for its work when cancelled). Then the source's `stop()`
@@ -136,6 +153,8 @@ public final class AgentLoop: Sendable {
             "agent started",
             metadata: [
                 "interval_s": "\(interval)", "containers": "\(containers.count)", "node_findings": "\(node.count)",
+                "emit": "\(emitPolicy.mode.rawValue)", "heartbeat_windows": "\(emitPolicy.heartbeat)",
+                "min_severity": "\(emitPolicy.minSeverity.rawValue)",
             ])
 
         var windowStart = Timestamp.now()
@@ -157,14 +176,19 @@ public final class AgentLoop: Sendable {
             let window = DiagnosisWindow(start: windowStart, end: Timestamp.now())
             let containerFindings = await source.containerFindings(window: window, containers: containers)
             if Task.isCancelled { break }
-            emit(containerFindings)
+            containerMetrics.record(containerFindings)
+            emit(selectContainerFindings(containerFindings))
             let now = Timestamp.now()
             let nodeFindings = await source.nodeFindings(window: DiagnosisWindow(start: now, end: now))
             if Task.isCancelled { break }
             emit(Self.changed(nodeFindings, since: &lastNode))
             containers = await discover(previous: containers)
+            // The series and the memory of the containers that have gone.
+            containerMetrics.forget(allBut: containers)
+            filter.withLock { $0.forget(allBut: containers) }
             metrics.add(AgentMetric.runs)
             metrics.set(AgentMetric.duration, [], MonotonicClock.now() - began)
+            metrics.observe(AgentMetric.roundDuration, [], MonotonicClock.now() - began)
             health.beat()
             windowStart = window.end
         }
@@ -193,6 +217,23 @@ public final class AgentLoop: Sendable {
             logger.error("container discovery failed; keeping the previous set", metadata: ["error": "\(error)"])
             return previous
         }
+    }
+
+    /// The container findings of a window that the emit policy lets through; the others are
+    /// counted in `pgnode_findings_suppressed_total`.
+    private func selectContainerFindings(_ findings: [Finding]) -> [Finding] {
+        let selected = filter.withLock { $0.select(findings) }
+        if selected.count < findings.count {
+            var passed: [String: Int] = [:]
+            for finding in selected { passed[finding.check, default: 0] += 1 }
+            var all: [String: Int] = [:]
+            for finding in findings { all[finding.check, default: 0] += 1 }
+            for (check, count) in all where count > passed[check, default: 0] {
+                metrics.add(
+                    AgentMetric.findingsSuppressed, [("check", check)], Double(count - passed[check, default: 0]))
+            }
+        }
+        return selected
     }
 
     private func emit(_ findings: [Finding]) {

@@ -3,8 +3,10 @@ import PGNodeModel
 /// `otlp`: OTLP/HTTP logs in the JSON encoding (`POST /v1/logs`, `Content-Type: application/json`).
 ///
 /// Findings about the same resource share one `resourceLogs` entry whose `resource.attributes` are
-/// the finding's `resource` (OpenTelemetry semantic-convention keys, nulls left out). Each finding is
-/// one `logRecord`: `timeUnixNano` and `observedTimeUnixNano` are its `time` as a decimal string,
+/// the finding's `resource` (OpenTelemetry semantic-convention keys, nulls left out; the finding's
+/// `container.runtime` is `container.runtime.name`, its key in the current conventions). Each
+/// finding is one `logRecord` with the event name `pgnode.finding` (`eventName`):
+/// `timeUnixNano` and `observedTimeUnixNano` are its `time` as a decimal string,
 /// `severityNumber` is mapped as below and `severityText` is pgnode's severity, `body` is the
 /// summary, and `attributes` carry the rest (`pgnode.finding.id`, `pgnode.check`, `pgnode.severity`,
 /// `pgnode.remedy`, `pgnode.schema` and `pgnode.evidence` as a key-value list).
@@ -21,6 +23,19 @@ public struct OTLPPayload: PayloadEncoder {
     public init() {}
 
     public var contentType: String { "application/json" }
+
+    /// Every log record's `eventName`.
+    public static let eventName = "pgnode.finding"
+
+    /// Resource keys of the finding schema whose semantic-convention key is now another.
+    static let renamedResourceKeys = ["container.runtime": "container.runtime.name"]
+
+    /// A finding's resource as OTLP resource attributes.
+    static func resourceAttributes(_ resource: JSONObject) -> [JSONValue] {
+        var renamed = JSONObject()
+        for member in resource.members { renamed[renamedResourceKeys[member.key] ?? member.key] = member.value }
+        return keyValues(renamed)
+    }
 
     /// The OpenTelemetry severity number of a pgnode severity.
     public static func severityNumber(_ severity: String) -> Int64 {
@@ -79,6 +94,7 @@ public struct OTLPPayload: PayloadEncoder {
             "observedTimeUnixNano": time,
             "severityNumber": .int(severityNumber(record.severity)),
             "severityText": .string(record.severity),
+            "eventName": .string(eventName),
             "body": ["stringValue": object["summary"] ?? .string("")],
             "attributes": .array(attributes),
         ]
@@ -98,7 +114,7 @@ public struct OTLPPayload: PayloadEncoder {
             "resourceLogs": .array(
                 groups.map { group in
                     [
-                        "resource": ["attributes": .array(Self.keyValues(group.resource))],
+                        "resource": ["attributes": .array(Self.resourceAttributes(group.resource))],
                         "scopeLogs": [
                             [
                                 "scope": ["name": "pgnode", "version": .string(PGNodeVersion.current)],

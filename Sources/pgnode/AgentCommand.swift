@@ -16,8 +16,13 @@ struct AgentCommand: AsyncParsableCommand {
         commandName: "agent",
         abstract: "Diagnose continuously and ship findings to stdout, Loki, Elasticsearch or an OTel collector.",
         discussion: """
-            Every --interval the agent emits each container's findings for that window, and the \
-            node-level findings at start and whenever they change. Without --endpoint, findings are \
+            Every --interval the agent diagnoses each container for that window. With --emit changes \
+            (the default) a container's finding is emitted when the container appears, when the \
+            finding's severity changes (or, above ok, its summary), and every --heartbeat windows \
+            even unchanged; --emit all emits every finding of every window. --min-severity leaves \
+            out findings below it (the first one after a finding at or above it still goes out). \
+            /metrics has every container's findings as gauges either way. Node-level findings are \
+            emitted at start and whenever they change. Without --endpoint, findings are \
             NDJSON on stdout; the agent's own logs are JSON lines on stderr. With --endpoint, \
             findings go through an on-disk spool (--spool-dir) to the receiver, in order, with \
             retries; nothing is lost while the receiver is down unless the spool fills up.
@@ -33,7 +38,8 @@ struct AgentCommand: AsyncParsableCommand {
             capitals with - as _ (a ConfigMap with envFrom, in Kubernetes). A flag on the command \
             line wins over its variable; an empty variable counts as unset. --gzip/--no-gzip is \
             PGNODE_GZIP=true or false (also 1/0, yes/no, on/off). The variables:
-              PGNODE_INTERVAL  PGNODE_CONTAINER_DEADLINE  PGNODE_LISTEN  PGNODE_ENDPOINT
+              PGNODE_INTERVAL  PGNODE_EMIT  PGNODE_HEARTBEAT  PGNODE_MIN_SEVERITY
+              PGNODE_CONTAINER_DEADLINE  PGNODE_LISTEN  PGNODE_ENDPOINT
               PGNODE_ENDPOINT_FORMAT  PGNODE_ENDPOINT_INDEX  PGNODE_ENDPOINT_TOKEN_FILE  PGNODE_ENDPOINT_CA
               PGNODE_ENDPOINT_CERT  PGNODE_ENDPOINT_KEY  PGNODE_CONNECT_TIMEOUT
               PGNODE_REQUEST_TIMEOUT  PGNODE_BATCH_MAX_FINDINGS  PGNODE_BATCH_MAX_BYTES
@@ -53,6 +59,19 @@ struct AgentCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Seconds between diagnosis rounds.", valueName: "seconds"))
     var interval: Double = 60
+
+    @Option(help: "Which container findings to emit: changes (and a heartbeat) or all, every window.")
+    var emit: EmitPolicy.Mode = .changes
+
+    @Option(
+        help: ArgumentHelp(
+            "With --emit changes, windows after which an unchanged finding is emitted again.", valueName: "windows"))
+    var heartbeat: Int = 60
+
+    @Option(
+        name: .customLong("min-severity"),
+        help: "Emit no container finding below this severity (unavailable is always emitted).")
+    var minSeverity: MinimumSeverity = .ok
 
     @Option(
         name: .customLong("container-deadline"),
@@ -162,6 +181,9 @@ struct AgentCommand: AsyncParsableCommand {
         try seconds(connectTimeout, "--connect-timeout", min: 0.1, max: 600)
         try seconds(requestTimeout, "--request-timeout", min: 0.1, max: 3600)
         try seconds(batchWait, "--batch-wait", min: 0, max: 3600)
+        guard (1...1_000_000).contains(heartbeat) else {
+            throw ValidationError("--heartbeat must be between 1 and 1000000 windows, not \(heartbeat)")
+        }
         if let listen, ListenAddress(listen) == nil {
             throw ValidationError("--listen takes ADDR:PORT with a numeric address (e.g. :9560), not '\(listen)'")
         }
@@ -223,6 +245,7 @@ struct AgentCommand: AsyncParsableCommand {
         signals.secondSignalExits()
 
         let metrics = MetricsRegistry()
+        ProcessMetrics.register(metrics)
         let host = hostOptions.host
         let node = NodeIdentity.nodeName(explicit: nodeName, environment: environmentVariables(), host: host)
 
@@ -280,7 +303,8 @@ struct AgentCommand: AsyncParsableCommand {
             logger: logger, observer: DeadlineMetrics(metrics))
         let loop = AgentLoop(
             source: EngineDiagnosisSource(engine: engine, metrics: metrics), sink: sink, metrics: metrics,
-            logger: logger, interval: interval)
+            logger: logger, interval: interval,
+            emit: EmitPolicy(mode: emit, heartbeat: heartbeat, minSeverity: minSeverity.severity))
 
         var server: StatusServer?
         if let listen, let address = ListenAddress(listen) {
@@ -368,6 +392,22 @@ final class SignalLatch: @unchecked Sendable {
 }
 
 extension EndpointFormat: ExpressibleByArgument {}
+
+extension EmitPolicy.Mode: ExpressibleByArgument {}
+
+/// `--min-severity`: the ranked severities.
+enum MinimumSeverity: String, ExpressibleByArgument, CaseIterable {
+    case ok, info, warning, critical
+
+    var severity: Severity {
+        switch self {
+        case .ok: .ok
+        case .info: .info
+        case .warning: .warning
+        case .critical: .critical
+        }
+    }
+}
 
 /// `--log-level`.
 enum LogLevel: String, ExpressibleByArgument, CaseIterable {

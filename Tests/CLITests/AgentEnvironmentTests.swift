@@ -45,12 +45,16 @@ struct AgentEnvironmentTests {
             environment: [
                 "PGNODE_INTERVAL": "0", "PGNODE_ENDPOINT": "", "PGNODE_ENDPOINT_FORMAT": "ndjson",
                 "PGNODE_HOST_ROOT": quietHost, "PGNODE_NODE_NAME": "env-node", "PGNODE_LISTEN": "127.0.0.1:0",
-                "PGNODE_LOG_LEVEL": "info", "PGNODE_NOT_A_FLAG": "x",
+                "PGNODE_LOG_LEVEL": "info", "PGNODE_NOT_A_FLAG": "x", "PGNODE_EMIT": "all", "PGNODE_HEARTBEAT": "7",
+                "PGNODE_MIN_SEVERITY": "warning",
             ])
         let serving = try #require(agent.waitForLog("serving /healthz /readyz /metrics"))
         #expect(serving["address"] == "127.0.0.1")
         let started = try #require(agent.waitForLog("agent started"))
         #expect(started["interval_s"] == "0.5")  // --interval 0.5 won over PGNODE_INTERVAL=0
+        #expect(started["emit"] == "all")
+        #expect(started["heartbeat_windows"] == "7")
+        #expect(started["min_severity"] == "warning")
         #expect(
             agent.logs.contains {
                 $0["message"] == "environment variable names no agent flag; ignored"
@@ -93,6 +97,12 @@ struct AgentEnvironmentTests {
                 "--interval must be between 0.1 and 86400.0 seconds, not 0.0 (set by PGNODE_INTERVAL)"
             ),
             (["PGNODE_INTERVAL": "soon"], "(set by PGNODE_INTERVAL)"),
+            (["PGNODE_EMIT": "sometimes"], "(set by PGNODE_EMIT)"),
+            (
+                ["PGNODE_HEARTBEAT": "0"],
+                "--heartbeat must be between 1 and 1000000 windows, not 0 (set by PGNODE_HEARTBEAT)"
+            ),
+            (["PGNODE_MIN_SEVERITY": "unavailable"], "(set by PGNODE_MIN_SEVERITY)"),
             (["PGNODE_GZIP": "maybe"], "PGNODE_GZIP must be true or false (or 1/0, yes/no, on/off), not 'maybe'"),
             (
                 ["PGNODE_ENDPOINT": "ftp://x"],

@@ -197,7 +197,7 @@ struct HostileNodeEndToEndTests {
         let port = Receiver.freePort()
         let agent = try AgentProcess(
             [
-                "--interval", "2", "--listen", "127.0.0.1:\(port)", "--node-name", "hostile-node",
+                "--interval", "2", "--emit", "all", "--listen", "127.0.0.1:\(port)", "--node-name", "hostile-node",
                 "--endpoint", receiver.url(), "--spool-dir", "\(directory)/spool", "--batch-wait", "0.2",
             ], directory: directory)
         defer { _ = agent.stop(SIGKILL) }

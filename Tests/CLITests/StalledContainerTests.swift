@@ -120,7 +120,10 @@ struct StalledContainerTests {
         let directory = try Fixtures.temporaryDirectory("pgnode-stalled-agent")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let agent = try AgentProcess(
-            ["--interval", "2", "--container-deadline", "1", "--node-name", "stalled-node", "--shutdown-grace", "2"],
+            [
+                "--interval", "2", "--emit", "all", "--container-deadline", "1", "--node-name", "stalled-node",
+                "--shutdown-grace", "2",
+            ],
             directory: directory)
         defer { agent.process.stop() }
         // Three windows of findings for the healthy container (hang guard 90 s).
@@ -153,6 +156,6 @@ struct StalledContainerTests {
         #expect(
             agent.logs.filter {
                 $0["message"] == "a container's diagnosis did not finish within its deadline; its thread is abandoned"
-            }.count == 1)
+            }.count == 1, "\(agent.logs.filter { $0["message"]?.stringValue?.contains("deadline") == true })")
     }
 }

@@ -16,7 +16,8 @@ request to --log: {"t": epoch seconds, "method", "path", "headers" (lowercased),
   --es-busy-id ID                                   (elasticsearch) answer 429 for that item, once
   --tls-cert C --tls-key K [--tls-client-ca CA]     HTTPS (and require a client certificate)
 
-Elasticsearch mode keeps the ids it stored and answers 409 for a `create` of an existing id, as
+OTLP mode parses every body strictly into ExportLogsServiceRequest (opentelemetry-proto) and
+answers 400 to one that does not parse. Elasticsearch mode keeps the ids it stored and answers 409 for a `create` of an existing id, as
 Elasticsearch does. It binds 127.0.0.1 only and writes its port to --port-file when listening.
 """
 import argparse
@@ -168,6 +169,16 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
         elif args.mode == "otlp":
+            # Parsed as a collector does, with the official definitions, strictly: an unknown
+            # field or a value of the wrong type is a 400, as the collector answers it.
+            try:
+                json_format.Parse(body.decode("utf-8"), ExportLogsServiceRequest(), ignore_unknown_fields=False)
+            except (json_format.ParseError, UnicodeDecodeError) as error:
+                entry["status"] = 400
+                entry["otlp_error"] = str(error)
+                record(entry)
+                self.answer(400, json.dumps({"code": 3, "message": str(error)}).encode())
+                return
             entry["status"] = 200
             record(entry)
             self.answer(200, b'{"partialSuccess":{}}')
@@ -176,6 +187,11 @@ class Handler(BaseHTTPRequestHandler):
             record(entry)
             self.answer(200, b"ok", content_type="text/plain")
 
+
+if args.mode == "otlp":
+    # opentelemetry-proto from PyPI (scripts/setup installs it).
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
 server.daemon_threads = True

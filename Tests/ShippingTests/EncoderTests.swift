@@ -89,7 +89,9 @@ struct EncoderTests {
         #expect(garbage.allSatisfy { if case .retry = $0 { true } else { false } })
     }
 
-    @Test("otlp: resourceLogs per resource, scopeLogs with logRecords, string nanos, mapped severities")
+    @Test(
+        "otlp: resourceLogs per resource, container.runtime.name, scopeLogs with logRecords, eventName, string nanos, mapped severities"
+    )
     func otlp() throws {
         let evidence: JSONObject = [
             "size_bytes": 67_108_864, "ratio": 0.5, "ok": true, "path": "/dev/shm", "missing": nil,
@@ -105,7 +107,7 @@ struct EncoderTests {
         let keys = attributes.compactMap { $0["key"]?.stringValue }
         #expect(
             keys == [
-                "k8s.node.name", "container.id", "container.runtime", "k8s.pod.name", "k8s.pod.uid",
+                "k8s.node.name", "container.id", "container.runtime.name", "k8s.pod.name", "k8s.pod.uid",
                 "k8s.namespace.name", "k8s.container.name",
             ])
         #expect(attributes[0]["value"] == ["stringValue": "node-1"])
@@ -119,6 +121,7 @@ struct EncoderTests {
         #expect(first["observedTimeUnixNano"] == .string(String(a.time.nanoseconds)))
         #expect(first["severityNumber"] == 17)
         #expect(first["severityText"] == "critical")
+        #expect(first["eventName"] == "pgnode.finding")
         #expect(first["body"] == ["stringValue": .string(a.observation.summary)])
         let attrs = try #require(first["attributes"]?.arrayValue)
         func attribute(_ key: String) -> JSONValue? { attrs.first(where: { $0["key"]?.stringValue == key })?["value"] }
