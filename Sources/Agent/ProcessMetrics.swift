@@ -1,11 +1,7 @@
 import HostFacts
 import Shipping
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import Glibc
 
 /// The standard process metrics of a Prometheus client, read from the agent's own /proc/self at
 /// each scrape: `process_cpu_seconds_total`, `process_resident_memory_bytes`,
