@@ -1,7 +1,6 @@
+import Glibc
 import HostFacts
 import Shipping
-
-import Glibc
 
 /// The standard process metrics of a Prometheus client, read from the agent's own /proc/self at
 /// each scrape: `process_cpu_seconds_total`, `process_resident_memory_bytes`,
