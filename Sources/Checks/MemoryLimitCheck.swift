@@ -16,12 +16,16 @@ public struct MemoryLimitFacts: Sendable, Equatable {
     /// Settings among `shared_buffers`, `max_connections` and `work_mem` whose configured text
     /// PostgreSQL refuses: their value above is nil (unknown), and the evidence says why.
     public var invalidSettings: [InvalidSetting]
+    /// The operator that runs the server: the remedy names its `resources` field.
+    public var runBy: PostgresOperator
 
     /// The facts for one container.
     public init(
         cgroup: Result<MemoryCgroupStats, CheckUnavailable>, sharedBuffersBytes: Int64?, maxConnections: Int64?,
-        workMemBytes: Int64?, qosClass: String?, invalidSettings: [InvalidSetting] = []
+        workMemBytes: Int64?, qosClass: String?, invalidSettings: [InvalidSetting] = [],
+        runBy: PostgresOperator = .none
     ) {
+        self.runBy = runBy
         self.cgroup = cgroup
         self.sharedBuffersBytes = sharedBuffersBytes
         self.maxConnections = maxConnections
@@ -68,6 +72,7 @@ public enum MemoryLimitCheck {
             "oom_kills": .from(stats.oomKills),
             "qos_class": .from(facts.qosClass),
         ]
+        facts.runBy.addEvidence(to: &evidence)
         if stats.version == 1 {
             evidence["max_usage_bytes"] = .from(stats.maxUsageBytes)
             evidence["failcnt"] = .from(stats.failCount)
@@ -91,8 +96,9 @@ public enum MemoryLimitCheck {
             shared.addingSaturating(floorBytes).addingSaturating(max(shared / 2, 256 << 20)))
         let sizingHint =
             "Size the container's memory limit (resources.limits.memory) for shared_buffers, the backends' "
-            + "work_mem and a page cache: at least \(recommended >> 20)Mi here; set requests equal to limits for a "
-            + "Guaranteed pod, or lower shared_buffers."
+            + "work_mem and a page cache: at least \(recommended >> 20)Mi here, requests equal to limits for a "
+            + "Guaranteed pod (or lower shared_buffers). "
+            + OperatorRemedies.memory("\(recommended >> 20)Mi", operator: facts.runBy)
 
         if let kills = stats.oomKills, kills > 0 {
             let group =
@@ -127,7 +133,10 @@ public enum MemoryLimitCheck {
                 summary:
                     "The pod is BestEffort with no memory limit: it is the first to be evicted under node pressure.",
                 evidence: evidence,
-                remedy: "Give the container memory requests and limits (equal, for a Guaranteed pod).")
+                remedy:
+                    "Give the container memory requests and limits (equal, for a Guaranteed pod): at least "
+                    + "\(recommended >> 20)Mi here. "
+                    + OperatorRemedies.memory("\(recommended >> 20)Mi", operator: facts.runBy))
         }
         if let high = stats.highEvents, high > 0, stats.highBytes != nil {
             return Observation(

@@ -28,6 +28,8 @@ public struct ShmSizeFacts: Sendable, Equatable {
     public var maxParallelWorkers: Result<SettingValue<Int64>, InvalidSetting>
     /// `min_dynamic_shared_memory` in bytes (preallocated in the main shared memory, not in /dev/shm).
     public var minDynamicSharedMemory: Result<SettingValue<Int64>, InvalidSetting>
+    /// The operator that runs the server: the remedy names its setting.
+    public var runBy: PostgresOperator
 
     /// The facts for one server: each setting a value PostgreSQL accepts (`.success`) or the
     /// text it refuses (`.failure`).
@@ -38,8 +40,9 @@ public struct ShmSizeFacts: Sendable, Equatable {
         hashMemMultiplier: Result<SettingValue<Double>, InvalidSetting>,
         maxParallelWorkersPerGather: Result<SettingValue<Int64>, InvalidSetting>,
         maxParallelWorkers: Result<SettingValue<Int64>, InvalidSetting>,
-        minDynamicSharedMemory: Result<SettingValue<Int64>, InvalidSetting>
+        minDynamicSharedMemory: Result<SettingValue<Int64>, InvalidSetting>, runBy: PostgresOperator = .none
     ) {
+        self.runBy = runBy
         self.mount = mount
         self.dynamicSharedMemoryType = dynamicSharedMemoryType
         self.workMem = workMem
@@ -162,6 +165,7 @@ public enum ShmSizeCheck {
 
     static func observe(_ facts: ShmSizeFacts) -> Observation {
         var evidence: JSONObject = [:]
+        facts.runBy.addEvidence(to: &evidence)
         let settings: JSONObject = [
             "dynamic_shared_memory_type": setting(facts.dynamicSharedMemoryType) { .string($0) },
             "work_mem_bytes": setting(facts.workMem) { .int($0) },
@@ -228,13 +232,13 @@ public enum ShmSizeCheck {
                 summary:
                     "/dev/shm is \(mib(size)) but one parallel hash join may need \(mib(budget)) of dynamic shared memory "
                     + "there; such queries fail with 'could not resize shared memory segment … No space left on device'.",
-                evidence: evidence, remedy: remedy(recommended: recommended, kind: mount.kind))
+                evidence: evidence, remedy: remedy(recommended: recommended, kind: mount.kind, operator: facts.runBy))
         }
         if usage > usageWarningFraction {
             return Observation(
                 check: id, severity: .warning,
                 summary: "/dev/shm is \(percent(usage)) % full (\(mib(mount.usedBytes)) of \(mib(size))).",
-                evidence: evidence, remedy: remedy(recommended: recommended, kind: mount.kind))
+                evidence: evidence, remedy: remedy(recommended: recommended, kind: mount.kind, operator: facts.runBy))
         }
         if size < concurrentBudget {
             return Observation(
@@ -242,7 +246,7 @@ public enum ShmSizeCheck {
                 summary:
                     "/dev/shm (\(mib(size))) holds one parallel hash join (\(mib(budget))) but not the \(gathers) "
                     + "that max_parallel_workers allows at once (\(mib(concurrentBudget))).",
-                evidence: evidence, remedy: remedy(recommended: recommended, kind: mount.kind))
+                evidence: evidence, remedy: remedy(recommended: recommended, kind: mount.kind, operator: facts.runBy))
         }
         return Observation(
             check: id, severity: .ok,
@@ -252,17 +256,9 @@ public enum ShmSizeCheck {
             evidence: evidence)
     }
 
-    static func remedy(recommended: Int64, kind: ShmSizeFacts.MountKind) -> String {
-        let size = "\(recommended / (1 << 20))Mi"
-        var text =
-            "Mount a memory-backed emptyDir at /dev/shm sized for parallel queries (it counts against the pod's "
-            + "memory limit):\n"
-            + "  volumes: [{name: dshm, emptyDir: {medium: Memory, sizeLimit: \(size)}}]\n"
-            + "  containers[].volumeMounts: [{name: dshm, mountPath: /dev/shm}]\n"
-            + "With CloudNativePG set spec.ephemeralVolumesSizeLimit.shm: \(size). "
-            + "Or need less: lower work_mem (per session: SET work_mem) or max_parallel_workers_per_gather."
-        if kind == .memoryEmptyDir { text = "Raise the emptyDir's sizeLimit to \(size). " + text }
-        return text
+    static func remedy(recommended: Int64, kind: ShmSizeFacts.MountKind, operator op: PostgresOperator) -> String {
+        OperatorRemedies.shm(size: "\(recommended / (1 << 20))Mi", kind: kind, operator: op)
+            + "\nOr need less: lower work_mem (per session: SET work_mem) or max_parallel_workers_per_gather."
     }
 
     static func roundUpToMiB(_ bytes: Int64) -> Int64 {

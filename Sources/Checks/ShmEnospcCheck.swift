@@ -70,14 +70,21 @@ public enum ShmEnospcCheck {
     /// The check id.
     public static let id = "shm.enospc"
 
-    /// The observation for one container.
-    public static func evaluate(_ report: ShmProbeReport, shmSizeBytes: Int64?) -> Observation {
-        observe(report, shmSizeBytes: shmSizeBytes).flaggingSaturatedValues()
+    /// The observation for one container whose `/dev/shm` is `shmSizeBytes` large and provided
+    /// as `shmKind` (nil: unknown), with a server run by `runBy`.
+    public static func evaluate(
+        _ report: ShmProbeReport, shmSizeBytes: Int64?, shmKind: ShmSizeFacts.MountKind? = nil,
+        runBy: PostgresOperator = .none
+    ) -> Observation {
+        observe(report, shmSizeBytes: shmSizeBytes, shmKind: shmKind, runBy: runBy).flaggingSaturatedValues()
     }
 
-    static func observe(_ report: ShmProbeReport, shmSizeBytes: Int64?) -> Observation {
+    static func observe(
+        _ report: ShmProbeReport, shmSizeBytes: Int64?, shmKind: ShmSizeFacts.MountKind?, runBy: PostgresOperator
+    ) -> Observation {
         let total = report.failures.map { max(1, $0.count) }.saturatingSum()
         var evidence: JSONObject = ["failures": .int(total)]
+        runBy.addEvidence(to: &evidence)
         let sizes = report.failures.map(\.requestedBytes).sorted(by: >)
         var unique: [Int64] = []
         for size in sizes where unique.last != size { unique.append(size) }
@@ -102,6 +109,7 @@ public enum ShmEnospcCheck {
         evidence["dsm_peak_bytes"] = .int(report.dsmPeakBytes)
         if let used = report.shmUsedPeakBytes { evidence["shm_used_peak_bytes"] = .int(used) }
         if let shmSizeBytes { evidence["shm_size_bytes"] = .int(shmSizeBytes) }
+        if let shmKind { evidence["shm_kind"] = .string(shmKind.rawValue) }
 
         let sampled = report.shmUsedPeakBytes.map { "; /dev/shm was at most \($0) bytes full" } ?? ""
         guard let largest = unique.first else {
@@ -126,9 +134,8 @@ public enum ShmEnospcCheck {
                 + "No space left on device'.",
             evidence: evidence,
             remedy:
-                "Give /dev/shm at least \(size / (1 << 20))Mi: a memory-backed emptyDir mounted at /dev/shm "
-                + "(volumes: [{name: dshm, emptyDir: {medium: Memory, sizeLimit: \(size / (1 << 20))Mi}}]), or "
-                + "CloudNativePG's spec.ephemeralVolumesSizeLimit.shm; or lower work_mem / "
-                + "max_parallel_workers_per_gather for the failing queries.")
+                "Give /dev/shm at least \(size / (1 << 20))Mi. "
+                + OperatorRemedies.shm(size: "\(size / (1 << 20))Mi", kind: shmKind, operator: runBy)
+                + "\nOr lower work_mem / max_parallel_workers_per_gather for the failing queries.")
     }
 }

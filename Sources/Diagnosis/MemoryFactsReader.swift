@@ -18,7 +18,8 @@ public enum MemoryFactsReader {
             sharedBuffersBytes: server?.setting("shared_buffers")?.bytes,
             maxConnections: server?.setting("max_connections")?.number.flatMap { Int64(exactly: $0) },
             workMemBytes: server?.setting("work_mem")?.bytes,
-            qosClass: resolution.container.qosClass?.rawValue, invalidSettings: invalid)
+            qosClass: resolution.container.qosClass?.rawValue, invalidSettings: invalid,
+            runBy: server?.runBy ?? .none)
     }
 
     /// The container's memory cgroup statistics, from v1 when the memory controller is there,

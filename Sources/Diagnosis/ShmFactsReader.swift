@@ -30,7 +30,7 @@ public enum ShmFactsReader {
             hashMemMultiplier: read("hash_mem_multiplier", major >= 15 ? 2.0 : 1.0) { $0.number },
             maxParallelWorkersPerGather: read("max_parallel_workers_per_gather", Int64(2)) { integer($0) },
             maxParallelWorkers: read("max_parallel_workers", Int64(8)) { integer($0) },
-            minDynamicSharedMemory: read("min_dynamic_shared_memory", Int64(0)) { $0.bytes })
+            minDynamicSharedMemory: read("min_dynamic_shared_memory", Int64(0)) { $0.bytes }, runBy: server.runBy)
     }
 
     /// An integer setting's number as an integer (settings are 32-bit; nil for anything else).

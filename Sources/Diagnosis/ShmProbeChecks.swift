@@ -14,7 +14,9 @@ extension ShmProbe: ProbeCheckFeeding {
     public static func observations(slot: Int, _ context: ProbeCheckContext) -> [Observation] {
         let process = ShmUsageSampler.process(context.resolution)
         context.step("/dev/shm of process \(process.map { "\($0.pid)" } ?? "?") (shm.enospc)")
-        let shmSize = process.flatMap { try? ContainerRoot(host: context.host, process: $0).fileSystem("/dev/shm") }
+        let mount = process.flatMap {
+            try? ShmFactsReader.readMount(process: $0, pid: $0.pid, host: context.host).get()
+        }
         let result = context.window.results.shm[slot] ?? ShmResult()
         return [
             ShmEnospcCheck.evaluate(
@@ -22,7 +24,8 @@ extension ShmProbe: ProbeCheckFeeding {
                     result, roles: context.processNames.roles,
                     namespacePIDs: ProbeReports.namespacePIDs(context.processNames), clock: context.clock,
                     shmUsedPeakBytes: context.window.shmUsedPeakBytes[slot]),
-                shmSizeBytes: shmSize.map { Int64(clamping: $0.sizeBytes) })
+                shmSizeBytes: mount?.sizeBytes, shmKind: mount?.kind,
+                runBy: context.resolution.postgres.first?.runBy ?? .none)
         ]
     }
 }

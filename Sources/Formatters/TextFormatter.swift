@@ -2,12 +2,26 @@ import PGNodeModel
 
 /// Renders findings for a person: grouped by container, node-level first, with severities
 /// coloured only when writing to a terminal and histograms drawn as the BCC tools draw them.
+/// Settings print one a line (`work_mem = 32.0 MiB  (command line)`), durations in the unit a
+/// person reads (`stall_ns: 337.6 ms`), a remedy's continuation lines under its first.
 public struct TextFormatter: Sendable {
     /// Whether to use ANSI colours.
     public var colour: Bool
+    /// Whether to print every detail: without it, a `bpf.support` where every probe runs is one line.
+    public var verbose: Bool
 
-    /// A formatter; `colour` should be true only when the output is a terminal.
-    public init(colour: Bool) { self.colour = colour }
+    /// A formatter; `colour` should be true only when the output is a terminal and `NO_COLOR`
+    /// is unset (see `useColour(terminal:environment:)`).
+    public init(colour: Bool, verbose: Bool = false) {
+        self.colour = colour
+        self.verbose = verbose
+    }
+
+    /// Whether to colour: on a terminal, unless `NO_COLOR` is set to anything but the empty
+    /// string (https://no-color.org).
+    public static func useColour(terminal: Bool, environment: [String: String]) -> Bool {
+        terminal && (environment["NO_COLOR"] ?? "").isEmpty
+    }
 
     /// The text for `findings`.
     public func format(_ findings: [Finding]) -> String {
@@ -48,13 +62,67 @@ public struct TextFormatter: Sendable {
         let label = finding.severity.rawValue.uppercased()
         let padded = label + String(repeating: " ", count: max(0, 11 - label.count))
         var out = "  \(paint(padded, finding.severity)) \(finding.check): \(finding.observation.summary)\n"
-        for member in finding.observation.evidence.members {
-            out += renderEvidence(key: member.key, value: member.value, indent: "      ")
+        // Every probe runs: the summary says so; the environment's detail only when asked.
+        let brief = finding.check == "bpf.support" && finding.severity == .ok && !verbose
+        if !brief {
+            for member in finding.observation.evidence.members {
+                out += renderEvidence(key: member.key, value: member.value, indent: "      ")
+            }
         }
         if !finding.observation.remedy.isEmpty {
-            out += "      remedy: \(finding.observation.remedy)\n"
+            out += Self.indentedRemedy(finding.observation.remedy, indent: "      ")
         }
         return out
+    }
+
+    /// `remedy: <first line>`, and every further line of it aligned under the first.
+    static func indentedRemedy(_ remedy: String, indent: String) -> String {
+        let lines = remedy.split(separator: "\n", omittingEmptySubsequences: false)
+        let under = indent + String(repeating: " ", count: "remedy: ".count)
+        var out = indent + "remedy: " + (lines.first.map(String.init) ?? "") + "\n"
+        for line in lines.dropFirst() { out += under + line + "\n" }
+        return out
+    }
+
+    /// Settings as `name = value  (source)`, one a line; `_bytes` values with a human size.
+    static func renderSettings(_ settings: JSONObject, indent: String) -> String {
+        var out = indent + "settings:\n"
+        for member in settings.members {
+            var name = member.key
+            let bytes = name.hasSuffix("_bytes")
+            if bytes { name.removeLast("_bytes".count) }
+            guard let setting = member.value.objectValue else {
+                out += indent + "  \(name) = \(JSONWriter.string(member.value))\n"
+                continue
+            }
+            let raw = setting["value"] ?? setting["text"] ?? .null
+            let value: String =
+                switch raw {
+                case .string(let s): s
+                case .int(let i) where bytes: humanBytes(i)
+                default: JSONWriter.string(raw)
+                }
+            let source = setting["source"]?.stringValue.map { "  (\($0))" } ?? ""
+            let invalid = setting["reason"]?.stringValue.map { "  invalid: \($0)" } ?? ""
+            out += indent + "  \(name) = \(value)\(source)\(invalid)\n"
+        }
+        return out
+    }
+
+    /// A duration of `value` in `unit` (`ns`, `us`, `ms`) as a person reads it: `337.6 ms`.
+    public static func humanDuration(_ value: Int64, unit: String) -> String {
+        let scale: Double =
+            switch unit {
+            case "ns": 1
+            case "us": 1e3
+            default: 1e6
+            }
+        let ns = Double(value) * scale
+        let (amount, name): (Double, String) =
+            abs(ns) >= 1e9
+            ? (ns / 1e9, "s") : abs(ns) >= 1e6 ? (ns / 1e6, "ms") : abs(ns) >= 1e3 ? (ns / 1e3, "µs") : (ns, "ns")
+        if name == "ns" { return "\(value) ns" }
+        return "\((amount * 10).rounded() / 10) \(name)"
     }
 
     func renderEvidence(key: String, value: JSONValue, indent: String) -> String {
@@ -88,10 +156,16 @@ public struct TextFormatter: Sendable {
             for item in items { out += indent + "  - " + JSONWriter.string(item) + "\n" }
             return out
         }
+        if key == "settings", let settings = value.objectValue {
+            return Self.renderSettings(settings, indent: indent)
+        }
         let text: String
         switch value {
         case .string(let s): text = s
         case .int(let i) where key.hasSuffix("_bytes"): text = "\(i) (\(Self.humanBytes(i)))"
+        case .int(let i) where key.hasSuffix("_ns"): text = Self.humanDuration(i, unit: "ns")
+        case .int(let i) where key.hasSuffix("_us"): text = Self.humanDuration(i, unit: "us")
+        case .int(let i) where key.hasSuffix("_ms"): text = Self.humanDuration(i, unit: "ms")
         default: text = JSONWriter.string(value)
         }
         return indent + "\(key): \(text)\n"

@@ -156,7 +156,12 @@ public struct ContainerResolver: Sendable {
             problems.append("pod uid \(stateUID) in the runtime state differs from \(pathUID) in the cgroup path")
         }
 
-        let postgres = isSandbox ? [] : PostgresDiscovery.servers(host: host, processes: processes)
+        var postgres = isSandbox ? [] : PostgresDiscovery.servers(host: host, processes: processes)
+        for index in postgres.indices {
+            postgres[index].runBy = OperatorDetection.detect(
+                environment: postgres[index].operatorEnvironment, labels: pod.labels)
+            postgres[index].runBy.namespace = pod.namespace
+        }
         let container = Resolution.Container(
             id: id, runtime: state?.runtime ?? found.cgroup.runtime, qosClass: found.cgroup.qosClass,
             podUID: found.cgroup.podUID ?? state?.pod.uid, pid: initPID, cgroupDriver: found.cgroup.driver,

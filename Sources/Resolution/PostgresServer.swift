@@ -41,13 +41,18 @@ public struct PostgresServer: Sendable, Equatable {
     public var configFiles: [String]
     /// Problems met while reading this server (syntax errors, unreadable files).
     public var problems: [String]
+    /// The variables of the postmaster's environment that tell its operator (see
+    /// `OperatorDetection.keeps(environmentKey:)`); empty when unreadable.
+    public var operatorEnvironment: [String: String] = [:]
+    /// The operator that runs the server (set by the resolver, which also knows the pod's labels).
+    public var runBy: PostgresOperator = .none
 
     public static func == (lhs: PostgresServer, rhs: PostgresServer) -> Bool {
         lhs.postmasterPID == rhs.postmasterPID && lhs.processes == rhs.processes
             && lhs.dataDirectory == rhs.dataDirectory && lhs.version == rhs.version
             && lhs.settingsUnavailableReason == rhs.settingsUnavailableReason
             && lhs.settings?.map(\.name) == rhs.settings?.map(\.name)
-            && lhs.settings?.map(\.setting) == rhs.settings?.map(\.setting)
+            && lhs.settings?.map(\.setting) == rhs.settings?.map(\.setting) && lhs.runBy == rhs.runBy
     }
 
     /// The major version as a number (`15`; `9.6` gives 9, which pgnode treats like 9.6).
@@ -122,22 +127,31 @@ public enum PostgresDiscovery {
             }
         }
 
+        // The postmaster's environment (PGDATA, and what tells its operator), read by pid: of
+        // the postmaster only if it is still the process at that pid afterwards.
+        let environ = (try? host.read("proc/\(postmaster.pid)/environ", limit: 1 << 20)) ?? []
+        let cwd = try? host.readLink("proc/\(postmaster.pid)/cwd")
+        var environmentError: HostReadError? = nil
+        do throws(HostReadError) {
+            try identity.confirm(host: host)
+        } catch {
+            environmentError = error
+        }
+        let environment = environmentError == nil ? Cmdline.environment(environ) : [:]
+        server.operatorEnvironment = environment.filter { OperatorDetection.keeps(environmentKey: $0.key) }
+            .mapValues { String($0.prefix(OperatorDetection.valueLimit)) }
+
         // Where the configuration lives: -D, else PGDATA, else the postmaster's working directory
         // (it chdirs to the data directory), confirmed by postmaster.pid.
         var configDirectory = options.configDirectory
         var source: String? = configDirectory == nil ? nil : "-D"
         if configDirectory == nil, options.value("data_directory") == nil {
-            let environ = (try? host.read("proc/\(postmaster.pid)/environ", limit: 1 << 20)) ?? []
-            let cwd = try? host.readLink("proc/\(postmaster.pid)/cwd")
-            // Read by pid: of the postmaster only if it is still the process at that pid now.
-            do throws(HostReadError) {
-                try identity.confirm(host: host)
-            } catch {
+            if let error = environmentError {
                 server.problems.append("could not read the postmaster's environment: \(error.description)")
                 server.settingsUnavailableReason = error.description
                 return server
             }
-            if let pgdata = Cmdline.environment(environ)["PGDATA"], !pgdata.isEmpty {
+            if let pgdata = environment["PGDATA"], !pgdata.isEmpty {
                 configDirectory = pgdata
                 source = "PGDATA"
             } else if let cwd, cwd.hasPrefix("/") {

@@ -138,6 +138,10 @@ extension PostgresServer {
             object["settings"] = .null
             object["settings_unavailable_reason"] = .from(settingsUnavailableReason)
         }
+        object["operator"] = [
+            "name": .string(runBy.kind.rawValue), "cluster": .from(runBy.cluster),
+            "detected_from": .from(runBy.detectedFrom),
+        ]
         object["processes"] = .array(processes.map(\.json))
         object["problems"] = .array(problems.map { .string($0) })
         return .object(object)

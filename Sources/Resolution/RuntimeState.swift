@@ -14,12 +14,17 @@ public struct PodMetadata: Sendable, Equatable {
     public var containerName: String?
     /// Where the metadata came from (a path under the host root, or `environ`).
     public var source: String?
+    /// The pod's labels and annotations that tell its operator (`OperatorDetection.labelKeys`),
+    /// as far as the runtime state carries them (CRI-O and Docker keep labels; containerd only the
+    /// annotations it is configured to pass).
+    public var labels: [String: String]
 
     /// No metadata.
     public init(
         name: String? = nil, namespace: String? = nil, uid: String? = nil, containerName: String? = nil,
-        source: String? = nil
+        source: String? = nil, labels: [String: String] = [:]
     ) {
+        self.labels = labels
         self.name = name
         self.namespace = namespace
         self.uid = uid
@@ -76,7 +81,7 @@ public struct RuntimeState: Sendable, Equatable {
                         namespace: annotations["io.kubernetes.cri.sandbox-namespace"],
                         uid: annotations["io.kubernetes.cri.sandbox-uid"],
                         containerName: annotations["io.kubernetes.cri.container-name"],
-                        source: "/\(bundle)/config.json"),
+                        source: "/\(bundle)/config.json", labels: operatorLabels(annotations)),
                     isSandbox: annotations["io.kubernetes.cri.container-type"] == "sandbox", initPID: pid,
                     stateFile: "/\(bundle)/config.json")
             }
@@ -102,7 +107,7 @@ public struct RuntimeState: Sendable, Equatable {
                     name: annotations["io.kubernetes.pod.name"], namespace: annotations["io.kubernetes.pod.namespace"],
                     uid: annotations["io.kubernetes.pod.uid"],
                     containerName: annotations["io.kubernetes.container.name"],
-                    source: "/\(userdata)/config.json"),
+                    source: "/\(userdata)/config.json", labels: operatorLabels(annotations)),
                 isSandbox: annotations["io.kubernetes.cri-o.ContainerType"] == "sandbox", initPID: pid,
                 stateFile: "/\(userdata)/config.json")
         }
@@ -123,7 +128,7 @@ public struct RuntimeState: Sendable, Equatable {
             pod: PodMetadata(
                 name: labels["io.kubernetes.pod.name"], namespace: labels["io.kubernetes.pod.namespace"],
                 uid: labels["io.kubernetes.pod.uid"], containerName: labels["io.kubernetes.container.name"],
-                source: "/\(path)"),
+                source: "/\(path)", labels: operatorLabels(labels)),
             isSandbox: labels["io.kubernetes.docker.type"] == "podsandbox", initPID: pid, stateFile: "/\(path)")
     }
 
@@ -146,6 +151,25 @@ public struct RuntimeState: Sendable, Equatable {
                 stateFile: "/\(userdata)/config.json")
         }
         return nil
+    }
+
+    /// The labels and annotations among `annotations` that tell a pod's operator: those named
+    /// directly, and those inside the JSON maps CRI-O keeps (`io.kubernetes.cri-o.Labels`,
+    /// `io.kubernetes.cri-o.Annotations`) and dockershim's `annotation.` labels.
+    static func operatorLabels(_ annotations: [String: String]) -> [String: String] {
+        var all = annotations
+        for key in ["io.kubernetes.cri-o.Labels", "io.kubernetes.cri-o.Annotations"] {
+            guard let text = annotations[key], text.utf8.count <= 1 << 20, let json = try? JSONParser.parse(text) else {
+                continue
+            }
+            for (k, v) in stringMap(json) where all[k] == nil { all[k] = v }
+        }
+        for (k, v) in annotations where k.hasPrefix("annotation.") {
+            let name = String(k.dropFirst("annotation.".count))
+            if all[name] == nil { all[name] = v }
+        }
+        return all.filter { OperatorDetection.labelKeys.contains($0.key) }
+            .mapValues { String($0.prefix(OperatorDetection.valueLimit)) }
     }
 
     /// The `annotations` of an OCI runtime spec; empty when unreadable.

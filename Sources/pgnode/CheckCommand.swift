@@ -18,8 +18,15 @@ struct CheckCommand: AsyncParsableCommand {
             container's diagnosis has --container-deadline seconds; past it, its checks report \
             'unavailable' ("timed out reading …") and the others go on.
 
-            Exit status: 0 when the run completed (and no finding reached --fail-on), 1 when a \
-            finding reached --fail-on, 64 on a usage error.
+            Text output is coloured on a terminal unless NO_COLOR is set; --verbose prints every \
+            detail (bpf.support's probe environment even when every probe runs).
+
+            Exit status:
+              0   the run completed and no finding reached --fail-on
+              1   a finding reached --fail-on
+              2   no container or pod matched --container / --pod
+              64  usage error
+              128+N  ended by signal N (the findings of the shortened window are printed)
 
             Examples:
               pgnode check --container 3f2a9c1b7d4e --duration 30 --format text
@@ -53,6 +60,9 @@ struct CheckCommand: AsyncParsableCommand {
 
     @Option(help: "Output format (default: text on a terminal, json otherwise).")
     var format: OutputFormat?
+
+    @Flag(help: "Text output: print every detail, bpf.support's probe environment included.")
+    var verbose = false
 
     @OptionGroup var hostOptions: HostOptions
 
@@ -116,7 +126,9 @@ struct CheckCommand: AsyncParsableCommand {
         let terminal = isatty(1) == 1
         switch format ?? (terminal ? .text : .json) {
         case .json: writeStandardOutput(NDJSONFormatter().format(findings))
-        case .text: writeStandardOutput(TextFormatter(colour: terminal).format(findings))
+        case .text:
+            let colour = TextFormatter.useColour(terminal: terminal, environment: environmentVariables())
+            writeStandardOutput(TextFormatter(colour: colour, verbose: verbose).format(findings))
         }
     }
 }

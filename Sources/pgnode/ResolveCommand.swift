@@ -81,6 +81,10 @@ struct ResolutionFailure: Error {
         default:
             writeStandardError("pgnode: \(error.description)\n")
         }
-        return error.isUsageError ? 64 : 1
+        if error.isUsageError { return 64 }
+        switch error {
+        case .notFound, .podNotFound: return 2  // no container or pod matched
+        default: return 1
+        }
     }
 }

@@ -89,6 +89,25 @@ struct CheckCommandTests {
         #expect(try Command.pgnode(["--duration", "0", "--host-root", info, "--fail-on", "warning"]).status == 0)
     }
 
+    @Test("exit codes: 2 when no container or pod matches, 64 on a usage error; --help lists them")
+    func exitCodes() throws {
+        let host = Fixtures.host("rhel8")
+        let container = try Command.pgnode([
+            "--duration", "0", "--host-root", host, "--container", String(repeating: "ab", count: 32),
+        ])
+        #expect(container.status == 2, "\(container.stderr)")
+        let pod = try Command.pgnode(["--duration", "0", "--host-root", host, "--pod", "nowhere/none"])
+        #expect(pod.status == 2, "\(pod.stderr)")
+        #expect(try Command.pgnode(["--bogus"]).status == 64)
+        let help = try Command.pgnode(["check", "--help"]).stdout
+        for line in [
+            "0   the run completed", "1   a finding reached --fail-on", "2   no container or pod matched",
+            "64  usage error",
+        ] {
+            #expect(help.contains(line), "--help lacks '\(line)'")
+        }
+    }
+
     @Test(
         "usage errors: one line on stderr naming the bad argument, non-zero exit",
         arguments: [

@@ -41,7 +41,8 @@ struct ShmSizeCheckTests {
         #expect(o.evidence["shm_size_bytes"] == .int(64 * Self.mib))
         #expect(o.evidence["dsm_estimate_bytes"] == .int(384 * Self.mib))
         #expect(o.remedy.contains("medium: Memory"))
-        #expect(o.remedy.contains("ephemeralVolumesSizeLimit.shm"))
+        #expect(o.remedy.contains("mountPath: /dev/shm"))
+        #expect(o.evidence["operator"] == "none")
         #expect(o.evidence["settings"]?["work_mem_bytes"]?["source"] == "command line")
     }
 
@@ -79,7 +80,8 @@ struct ShmSizeCheckTests {
     @Test("an emptyDir that is too small: the remedy says to raise its sizeLimit")
     func emptyDir() {
         let o = ShmSizeCheck.evaluate(facts(kind: .memoryEmptyDir, workMem: 64 * Self.mib))
-        #expect(o.remedy.hasPrefix("Raise the emptyDir's sizeLimit"))
+        #expect(o.remedy.hasPrefix("Raise the sizeLimit of the memory emptyDir already mounted at /dev/shm"))
+        #expect(!o.remedy.contains("volumeMounts"), "never a second emptyDir at /dev/shm")
     }
 }
 

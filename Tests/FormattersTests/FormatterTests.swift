@@ -127,3 +127,36 @@ struct PerProcessTextTests {
         #expect(text.contains("[27700] sh 8K  stalled 0.0 ms in 1 pass(es)\n"))
     }
 }
+
+extension FormatterTests {
+    @Test("settings one a line, durations humanised, remedy lines under the remedy, bpf.support brief")
+    func readable() {
+        let settings: JSONObject = [
+            "work_mem_bytes": ["value": .int(64 << 20), "source": "command line"],
+            "dynamic_shared_memory_type": ["value": "posix", "source": "default"],
+        ]
+        var shm = finding(
+            "shm.size", .critical, container: String(repeating: "a", count: 64),
+            evidence: ["settings": .object(settings), "stall_ns": .int(337_643_791)])
+        shm.observation.remedy = "Mount it:\n  volumes: [x]\nOr need less."
+        let text = TextFormatter(colour: false).format([shm])
+        #expect(text.contains("      settings:\n        work_mem = 64.0 MiB  (command line)\n"), "\(text)")
+        #expect(text.contains("        dynamic_shared_memory_type = posix  (default)\n"))
+        #expect(text.contains("      stall_ns: 337.6 ms\n"))
+        #expect(text.contains("      remedy: Mount it:\n                volumes: [x]\n              Or need less.\n"))
+        #expect(TextFormatter.humanDuration(1500, unit: "us") == "1.5 ms")
+        #expect(TextFormatter.humanDuration(999, unit: "ns") == "999 ns")
+
+        let bpf = finding("bpf.support", .ok, container: nil, evidence: ["kernel_btf": .bool(true)])
+        #expect(!TextFormatter(colour: false).format([bpf]).contains("kernel_btf"))
+        #expect(TextFormatter(colour: false, verbose: true).format([bpf]).contains("kernel_btf: true"))
+    }
+
+    @Test("NO_COLOR set to anything but empty turns colour off; off a terminal there is none")
+    func noColor() {
+        #expect(TextFormatter.useColour(terminal: true, environment: [:]))
+        #expect(TextFormatter.useColour(terminal: true, environment: ["NO_COLOR": ""]))
+        #expect(!TextFormatter.useColour(terminal: true, environment: ["NO_COLOR": "1"]))
+        #expect(!TextFormatter.useColour(terminal: false, environment: [:]))
+    }
+}
