@@ -62,8 +62,14 @@ struct CPUThrottlingEndToEndTests {
 
     /// The limited container's `cpu.throttling`: warning or worse, more than a quarter of its
     /// periods throttled, the quota as set.
-    func expectThrottled(_ finding: JSONValue) {
+    func expectThrottled(_ finding: JSONValue, _ label: String) {
         let severity = finding["severity"]?.stringValue ?? ""
+        // What was observed, for the log (the assertions below bound it; its value varies).
+        print(
+            "CPUThrottlingEndToEndTests [\(label)]: \(severity), throttled_periods_ratio "
+                + "\(number(finding["evidence"]?["throttled_periods_ratio"]).map { "\($0)" } ?? "null"), "
+                + "\(finding["evidence"]?["throttled_periods"]?.intValue ?? -1) of "
+                + "\(finding["evidence"]?["periods"]?.intValue ?? -1) periods")
         #expect(["warning", "critical"].contains(severity), "\(finding)")
         let evidence = finding["evidence"] ?? .null
         #expect(number(evidence["quota_cores"]) == 0.5, "\(evidence)")
@@ -110,7 +116,7 @@ struct CPUThrottlingEndToEndTests {
             #expect(result.status == 0, "\(result.stderr)")
             #expect(load.isRunning, "pgbench stopped during the window")
             let found = try cpuFindings(result.stdout)
-            expectThrottled(try #require(found[limited.id], "\(found.keys)"))
+            expectThrottled(try #require(found[limited.id], "\(found.keys)"), "check")
             expectUnlimited(try #require(found[idle.id], "\(found.keys)"))
 
             // The text output says the same.
@@ -156,7 +162,7 @@ struct CPUThrottlingEndToEndTests {
             let throttled = windows(limited.id)
             let unlimited = windows(idle.id)
             try #require(throttled.count >= 2 && unlimited.count >= 2, "\(agent.stderr)")
-            for finding in throttled.prefix(2) { expectThrottled(finding) }
+            for finding in throttled.prefix(2) { expectThrottled(finding, "agent") }
             for finding in unlimited.prefix(2) { expectUnlimited(finding) }
         }
     }
