@@ -25,20 +25,20 @@ let package = Package(
         .target(name: "CShims"),
         // The finding schema, severities, JSON values and stable ids. No I/O.
         .target(name: "PGNodeModel", swiftSettings: strict),
-        // OS helpers shared by the targets that run work on threads of their own: POSIX threads,
-        // a mutex with a condition variable, the monotonic clock.
-        .target(name: "OSSupport", swiftSettings: strict),
+        // The one home of OS helpers: POSIX threads, a mutex with a condition variable, the
+        // monotonic clock, process spawning, signal sources, directory listing, file trees.
+        .target(name: "OSSupport", dependencies: ["CShims"], swiftSettings: strict),
         // Everything read from the host: procfs, cgroupfs, mounts, kernel facts. All I/O goes
         // through a host root so tests can point it at a fixture tree.
         .target(
             name: "HostFacts",
-            dependencies: ["CShims", "PGNodeModel"],
+            dependencies: ["CShims", "PGNodeModel", "OSSupport"],
             swiftSettings: strict
         ),
         // Container ids → runtime, pod, cgroups, processes and the PostgreSQL servers inside.
         .target(
             name: "Resolution",
-            dependencies: ["CShims", "HostFacts", "PGNodeModel"],
+            dependencies: ["CShims", "HostFacts", "PGNodeModel", "OSSupport"],
             swiftSettings: strict
         ),
         // libbpf from the system (libbpf-dev), with libelf and zlib that it needs.
@@ -54,7 +54,7 @@ let package = Package(
         .target(
             name: "Probes",
             dependencies: [
-                "CLibBPF", "ProbeObjects", "HostFacts", "PGNodeModel",
+                "CLibBPF", "ProbeObjects", "HostFacts", "PGNodeModel", "OSSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -77,8 +77,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // Where findings go: NDJSON, text for people.
-        .target(name: "Sinks", dependencies: ["PGNodeModel"], swiftSettings: strict),
+        // How findings are written: NDJSON, text for people.
+        .target(name: "Formatters", dependencies: ["PGNodeModel"], swiftSettings: strict),
         // libcurl (HTTP client with private CAs and client certificates) and zlib (gzip bodies),
         // with typed inline wrappers for libcurl's variadic calls.
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
@@ -93,12 +93,18 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Where the agent's findings go (`FindingSink`): NDJSON on stdout, or the shipper.
+        .target(
+            name: "Sinks",
+            dependencies: ["PGNodeModel", "OSSupport", "Shipping"],
+            swiftSettings: strict
+        ),
         // The agent runtime: the loop of windows over the diagnosis engine, /healthz /readyz
         // /metrics, JSON logs, the shutdown.
         .target(
             name: "Agent",
             dependencies: [
-                "PGNodeModel", "HostFacts", "Checks", "Diagnosis", "OSSupport", "Shipping",
+                "PGNodeModel", "HostFacts", "Diagnosis", "OSSupport", "Shipping", "Sinks",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -107,7 +113,8 @@ let package = Package(
         .executableTarget(
             name: "pgnode",
             dependencies: [
-                "PGNodeModel", "HostFacts", "Resolution", "Sinks", "Probes", "Diagnosis", "OSSupport", "Shipping",
+                "PGNodeModel", "HostFacts", "Resolution", "Formatters", "Sinks", "Probes", "Diagnosis", "OSSupport",
+                "Shipping",
                 "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -115,7 +122,7 @@ let package = Package(
             swiftSettings: strict
         ),
         // Helpers shared by the test targets: CI-aware requirements, running commands.
-        .target(name: "TestSupport", dependencies: ["CShims"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["CShims", "OSSupport"], path: "Tests/TestSupport"),
         .testTarget(
             name: "PGNodeModelTests",
             dependencies: ["PGNodeModel"],
@@ -139,8 +146,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
-            name: "SinksTests",
-            dependencies: ["Sinks", "PGNodeModel"],
+            name: "FormattersTests",
+            dependencies: ["Formatters", "PGNodeModel"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -159,7 +166,7 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "Agent", "Diagnosis", "OSSupport", "Shipping", "PGNodeModel", "HostFacts", "TestSupport",
+                "Agent", "Diagnosis", "OSSupport", "Shipping", "Sinks", "PGNodeModel", "HostFacts", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

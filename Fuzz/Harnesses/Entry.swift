@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import Glibc
 
 /// The harness that `PGNODE_FUZZ_TARGET` names, chosen once per process.
 let selectedHarness: Harness = {

@@ -2,10 +2,13 @@ import HostFacts
 
 extension Harness {
     /// The kernel facts read as text (there is no `/proc/stat` parser): `osrelease`, `version`,
-    /// `version_signature`, `os-release`, `lockdown`.
+    /// `version_signature`, `os-release`, `lockdown`; and the node tuning files: sysfs choices
+    /// (`transparent_hugepage/*`), clocksource names, `/proc/cmdline`.
     static let kernel = Harness(
         name: "kernel", maxLength: 1024,
-        summary: "KernelVersion (release, Debian version, version_signature), OSRelease, lockdown"
+        summary:
+            "KernelVersion (release, Debian version, version_signature), OSRelease, lockdown, SysfsChoice, "
+            + "Clocksource names, KernelCommandLine"
     ) { bytes in
         let input = text(bytes)
         let lines = input.split(separator: "\n", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
@@ -24,5 +27,15 @@ extension Harness {
         }
         consume(OSRelease.parse(input))
         consume(BPFEnvironment.parseLockdown(input))
+        if let choice = SysfsChoice.parse(input) {
+            require(choice.choices.contains(choice.selected), "choice \(choice) without its selection")
+            require(choice.choices.count <= SysfsChoice.maxChoices, "choice \(choice) too long")
+        }
+        if let names = Clocksource.parseNames(input) {
+            require(names.allSatisfy { !$0.isEmpty && $0.count <= Clocksource.maxNameLength }, "names \(names)")
+        }
+        let commandLine = KernelCommandLine(input)
+        require(commandLine.parameters.count <= KernelCommandLine.maxParameters, "too many parameters")
+        consume(commandLine.value(of: "mitigations"))
     }
 }

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import Glibc
 
 /// A directory of the fuzzing process's own (under `$TMPDIR`, else `/tmp`), for the targets whose
 /// parsers are reached through files: the input is written there and read back by the real reader.

@@ -2,6 +2,7 @@ import Logging
 import OSSupport
 import PGNodeModel
 import Shipping
+import Sinks
 import Synchronization
 
 /// The agent's own metric names (the shipper's are in `Shipper.Metric`).

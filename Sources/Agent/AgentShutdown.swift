@@ -1,10 +1,5 @@
+import Glibc
 import OSSupport
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// The agent's way out after SIGTERM/SIGINT, bounded by `--shutdown-grace` whatever hangs.
 ///

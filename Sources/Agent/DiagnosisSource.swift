@@ -1,5 +1,3 @@
-import Checks
-import HostFacts
 import PGNodeModel
 
 /// The span of time one round of diagnosis covers. Container findings cover `start…end` (what the
@@ -43,35 +41,4 @@ public protocol DiagnosisSource: Sendable {
 
 extension DiagnosisSource {
     public func stop() async {}
-}
-
-/// The node-level diagnosis pgnode can do on its own today: the kernel facts and checks of
-/// `pgnode check`. It finds no containers; container discovery and probes plug in by providing
-/// another `DiagnosisSource` (or wrapping this one).
-public struct KernelDiagnosisSource: DiagnosisSource {
-    /// The node's root.
-    public let host: HostRoot
-    /// `k8s.node.name`.
-    public let nodeName: String
-    /// `--btf`, if given.
-    public let btfOverride: String?
-
-    /// A source reading `host`.
-    public init(host: HostRoot, nodeName: String, btfOverride: String?) {
-        self.host = host
-        self.nodeName = nodeName
-        self.btfOverride = btfOverride
-    }
-
-    public func discoverContainers() async throws -> Set<String> { [] }
-
-    public func nodeFindings(window: DiagnosisWindow) async -> [Finding] {
-        let facts = KernelFacts.gather(host: host)
-        let resource = ResourceAttributes(nodeName: nodeName)
-        return KernelChecks.all(facts, btfOverride: btfOverride).map {
-            Finding(observation: $0, resource: resource, windowStart: window.start, time: window.end)
-        }
-    }
-
-    public func containerFindings(window: DiagnosisWindow, containers: Set<String>) async -> [Finding] { [] }
 }

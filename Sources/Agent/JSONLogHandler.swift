@@ -1,11 +1,6 @@
+import Glibc
 import Logging
 import PGNodeModel
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// A swift-log handler that writes one JSON object a line on stderr:
 ///

@@ -1,11 +1,6 @@
+import Glibc
 import OSSupport
 import Shipping
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// `--listen ADDR:PORT`: `127.0.0.1:9560`, `0.0.0.0:9560`, `:9560` (every IPv4 address),
 /// `[::]:9560` or `[::1]:9560`. Port 0 picks a free port (logged at start).

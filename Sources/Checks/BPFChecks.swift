@@ -1,42 +1,18 @@
 import HostFacts
 import PGNodeModel
 
-/// How one BPF probe fared in this run, as `bpf.support` reports it.
-public struct BPFProbeStatus: Sendable, Equatable {
-    public var requirement: BPFProbeRequirement
-    /// The programs chosen for this kernel (tp_btf or raw_tp variant).
-    public var programs: [String]
-    /// Whether it was loaded and attached.
-    public var running: Bool
-    /// Why it is not running.
-    public var reason: String?
-    /// The tail of the verifier log when the kernel rejected a program.
-    public var verifierLog: String?
-
-    public init(
-        requirement: BPFProbeRequirement, programs: [String], running: Bool, reason: String? = nil,
-        verifierLog: String? = nil
-    ) {
-        self.requirement = requirement
-        self.programs = programs
-        self.running = running
-        self.reason = reason
-        self.verifierLog = verifierLog
-    }
-}
-
 /// Node-level BPF checks: pure functions of the BPF environment and the probes' outcomes.
 public enum BPFChecks {
     /// `bpf.support`: which probes run here, and for each that does not, why.
-    public static func support(_ env: BPFEnvironment, probes: [BPFProbeStatus]) -> Observation {
+    public static func support(_ env: BPFEnvironment, probes: [ProbeStatus]) -> Observation {
         observeSupport(env, probes: probes).flaggingSaturatedValues()
     }
 
-    static func observeSupport(_ env: BPFEnvironment, probes: [BPFProbeStatus]) -> Observation {
+    static func observeSupport(_ env: BPFEnvironment, probes: [ProbeStatus]) -> Observation {
         let probeEvidence: [JSONValue] = probes.map { probe in
             var object: JSONObject = [
-                "name": .string(probe.requirement.name),
-                "checks": .array(probe.requirement.checks.map { .string($0) }),
+                "name": .string(probe.name),
+                "checks": .array(probe.checks.map { .string($0) }),
                 "available": .bool(probe.running),
                 "programs": .array(probe.programs.map { .string($0) }),
                 "reason": .from(probe.reason),
@@ -73,7 +49,7 @@ public enum BPFChecks {
             "tracepoints": flags(env.tracepoints),
             "probe_problems": .array(env.probeProblems.map { .string($0) }),
         ]
-        let running = probes.filter(\.running).map(\.requirement.name)
+        let running = probes.filter(\.running).map(\.name)
         let stopped = probes.filter { !$0.running }
         if stopped.isEmpty {
             return Observation(
@@ -85,7 +61,7 @@ public enum BPFChecks {
         let summary =
             running.isEmpty
             ? "No BPF probe can run here: \(first.reason ?? "unknown reason"). Static checks still run."
-            : "BPF probes \(stopped.map(\.requirement.name).joined(separator: ", ")) cannot run here "
+            : "BPF probes \(stopped.map(\.name).joined(separator: ", ")) cannot run here "
                 + "(\(first.reason ?? "unknown reason")); \(running.joined(separator: ", ")) run."
         return Observation(
             check: "bpf.support", severity: .warning, summary: summary, evidence: evidence,
@@ -93,11 +69,5 @@ public enum BPFChecks {
                 "Run pgnode privileged, or with CAP_BPF, CAP_PERFMON (and CAP_SYS_ADMIN on kernels before 5.8) in its "
                 + "container's securityContext; give it the node's BTF (/sys/kernel/btf/vmlinux, --btf or "
                 + "--btf-archive) and tracefs. The checks of the probes that cannot run report 'unavailable'.")
-    }
-
-    /// The observation a BPF-based check reports when its probe cannot run.
-    public static func unavailable(check: String, probe: String, reason: String) -> Observation {
-        .unavailable(
-            check: check, reason: "BPF probe \(probe) cannot run: \(reason)", evidence: ["probe": .string(probe)])
     }
 }

@@ -92,8 +92,22 @@ public enum KernelChecks {
                 + "BCC_LINUX_VERSION_CODE and BCC_KERNEL_SOURCE for this node.")
     }
 
-    /// Every node-level kernel check.
+    /// The node-level kernel checks of the kernel facts alone: `kernel.btf`, `kernel.headers`.
     public static func all(_ facts: KernelFacts, btfOverride: String? = nil) -> [Observation] {
         [btf(facts, override: btfOverride), headers(facts)]
+    }
+
+    /// The node's tuning checks, in this order: `kernel.thp`, `kernel.clocksource` (with pgnode's
+    /// own measured `clock_gettime` cost, nil when not measured), `kernel.mitigations`, `cpu.llc`.
+    /// `architecture` is the running kernel's machine (`KernelFacts.architecture`).
+    public static func tuning(_ facts: NodeTuningFacts, architecture: String, clockCost: ClockReadCost?)
+        -> [Observation]
+    {
+        [
+            TransparentHugePageCheck.evaluate(facts.transparentHugePages),
+            ClocksourceCheck.evaluate(facts.clocksource, architecture: architecture, cost: clockCost),
+            MitigationsCheck.evaluate(facts.vulnerabilities),
+            LastLevelCacheCheck.evaluate(facts.performanceMonitoring),
+        ]
     }
 }

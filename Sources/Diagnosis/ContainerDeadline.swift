@@ -1,10 +1,5 @@
+import Glibc
 import PGNodeModel
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// One container's diagnosis under a deadline, on `DeadlineThreads`: its observations when it
 /// finishes in time; otherwise each of its checks is `unavailable`, saying what it was reading

@@ -4,26 +4,6 @@ import PGNodeModel
 import Probes
 import Resolution
 
-/// Whether a probe ran, and why not when it did not.
-public struct ProbeStatus: Sendable, Equatable {
-    /// The probe's name (`shm`, `reclaim`, `blkio`).
-    public var probe: String
-    /// The checks that use it.
-    public var checks: [String]
-    /// Whether it was loaded and attached.
-    public var running: Bool
-    /// Why it is not running.
-    public var reason: String?
-
-    /// A status.
-    public init(probe: String, checks: [String], running: Bool, reason: String?) {
-        self.probe = probe
-        self.checks = checks
-        self.running = running
-        self.reason = reason
-    }
-}
-
 /// What one observation window of the probes produced, for every target at once.
 public struct ProbeWindow: Sendable {
     /// Results by target index.
@@ -126,8 +106,8 @@ public enum ContainerDiagnosis {
         return observations
     }
 
-    /// `shm.enospc`, `memory.reclaim` and `blkio.noise` from the probes' window, for the target
-    /// at `index`; a probe that did not run gives `unavailable` with its reason.
+    /// The checks of every probe of the window (`ProbeCheckFeeding`), for the target at `index`;
+    /// a probe that did not run, or cannot watch this target, gives `unavailable` with its reason.
     public static func probeObservations(
         _ resolution: Resolution, index: Int, host: HostRoot, window: ProbeWindow, names: CgroupNames, pageSize: Int,
         clock: ProbeReports.Clock, devices: [BlockNoiseReport.Device], step: (String) -> Void = { _ in }
@@ -136,52 +116,35 @@ public enum ContainerDiagnosis {
         // /proc now, while they still run).
         step("/proc for the names of the processes the probes saw")
         var processNames = ProcessNames(resolution)
-        let seen =
-            (window.results.reclaim[index] ?? []).map { Int32(bitPattern: $0.tgid) }
-            + (window.results.shm[index]?.failed ?? []).map { Int32(bitPattern: $0.tgid) }
-        processNames.learn(seen, host: host)
-        let roles = processNames.roles
+        let feeding = window.statuses.map { ProbeCatalog.named($0.name) as? any ProbeCheckFeeding.Type }
+        processNames.learn(feeding.flatMap { $0?.processes(slot: index, in: window.results) ?? [] }, host: host)
+        return withoutActuallyEscaping(step) { step in
+            let context = ProbeCheckContext(
+                resolution: resolution, host: host, window: window, processNames: processNames, cgroupNames: names,
+                pageSize: pageSize, clock: clock, devices: devices, step: step)
+            return observations(of: zip(window.statuses, feeding), slot: index, context)
+        }
+    }
+
+    /// Each probe's checks for `slot`: its feeding's observations, or `unavailable` when it does
+    /// not run, cannot watch the target, or feeds nothing here.
+    private static func observations(
+        of probes: Zip2Sequence<[ProbeStatus], [(any ProbeCheckFeeding.Type)?]>, slot index: Int,
+        _ context: ProbeCheckContext
+    ) -> [Observation] {
+        let window = context.window
         var observations: [Observation] = []
-        for status in window.statuses {
-            guard status.running else {
-                for check in status.checks {
-                    observations.append(
-                        .unavailable(
-                            check: check, reason: status.reason ?? "the \(status.probe) probe is not running",
-                            evidence: ["probe": .string(status.probe)]))
-                }
+        for (status, probe) in probes {
+            if let probe, status.running, window.results.unwatched[status.name]?[index] == nil {
+                observations += probe.observations(slot: index, context)
                 continue
             }
-            switch status.probe {
-            case "shm":
-                if let reason = window.results.shmUnwatched[index] {
-                    observations.append(
-                        .unavailable(check: ShmEnospcCheck.id, reason: reason, evidence: ["probe": .string("shm")]))
-                    continue
-                }
-                let process = ShmUsageSampler.process(resolution)
-                step("/dev/shm of process \(process.map { "\($0.pid)" } ?? "?") (shm.enospc)")
-                let shmSize = process.flatMap { try? ContainerRoot(host: host, process: $0).fileSystem("/dev/shm") }
-                let result = window.results.shm[index] ?? ShmResult()
-                observations.append(
-                    ShmEnospcCheck.evaluate(
-                        ProbeReports.shm(
-                            result, roles: roles, namespacePIDs: ProbeReports.namespacePIDs(processNames), clock: clock,
-                            shmUsedPeakBytes: window.shmUsedPeakBytes[index]),
-                        shmSizeBytes: shmSize.map { Int64(clamping: $0.sizeBytes) }))
-            case "reclaim":
-                observations.append(
-                    MemoryReclaimCheck.evaluate(
-                        ProbeReports.reclaim(
-                            window.results.reclaim[index] ?? [], names: processNames, pageSize: pageSize,
-                            windowNanoseconds: window.nanoseconds)))
-            case "blkio":
-                observations.append(
-                    BlockNoiseCheck.evaluate(
-                        ProbeReports.blkio(window.results.blkio[index] ?? BlkioResult(), devices: devices, names: names)
-                    ))
-            default:
-                continue
+            let reason =
+                !status.running
+                ? status.reason ?? "the \(status.name) probe is not running"
+                : window.results.unwatched[status.name]?[index] ?? "no check reads the \(status.name) probe"
+            observations += status.checks.map {
+                .unavailable(check: $0, reason: reason, evidence: ["probe": .string(status.name)])
             }
         }
         return observations
@@ -193,7 +156,7 @@ public enum ContainerDiagnosis {
         let reason = "the probes follow at most \(slots) containers at once on a node and this one has no slot"
         return statuses.flatMap { status in
             status.checks.map {
-                Observation.unavailable(check: $0, reason: reason, evidence: ["probe": .string(status.probe)])
+                Observation.unavailable(check: $0, reason: reason, evidence: ["probe": .string(status.name)])
             }
         }
     }

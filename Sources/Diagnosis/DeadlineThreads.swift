@@ -1,12 +1,7 @@
+import Glibc
 import Logging
 import OSSupport
 import Synchronization
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// What a piece of work run by `DeadlineThreads` is doing now, and since when, so that when it
 /// does not finish in time the message can say where it was ("the container's memory cgroup")
@@ -177,7 +172,7 @@ public final class DeadlineThreads: Sendable {
     private func launch<Value: Sendable>(
         _ job: Job<Value>, key: String, _ body: @escaping @Sendable (WorkProgress) -> Value
     ) -> DeadlineOutcome<Value>? {
-        let code = Self.startThread { [self] in
+        let code = tryStartThread { [self] in
             let value = body(job.progress)
             let abandoned = job.lock.withLock {
                 job.value = value
@@ -199,7 +194,7 @@ public final class DeadlineThreads: Sendable {
                 job.lock.withLock { job.continuation = continuation }
                 settle(job, key: key)
                 // The deadline, kept by a thread that waits for it (or for the outcome).
-                let timer = Self.startThread { [self] in
+                let timer = tryStartThread { [self] in
                     job.lock.withLock {
                         while job.continuation != nil && MonotonicClock.now() < job.limit {
                             job.lock.wait(until: job.limit)
@@ -292,29 +287,6 @@ public final class DeadlineThreads: Sendable {
         var continuation: CheckedContinuation<DeadlineOutcome<Value>, Never>?
 
         init(limit: Double) { self.limit = limit }
-    }
-
-    /// Starts `body` on a detached POSIX thread; the error number when it cannot.
-    static func startThread(_ body: @escaping @Sendable () -> Void) -> Int32 {
-        final class Box {
-            let body: @Sendable () -> Void
-            init(body: @escaping @Sendable () -> Void) { self.body = body }
-        }
-        let box = Unmanaged.passRetained(Box(body: body)).toOpaque()
-        var thread = pthread_t()
-        let result = pthread_create(
-            &thread, nil,
-            { raw in
-                let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-                box.body()
-                return nil
-            }, box)
-        guard result == 0 else {
-            Unmanaged<Box>.fromOpaque(box).release()
-            return result
-        }
-        pthread_detach(thread)
-        return 0
     }
 }
 

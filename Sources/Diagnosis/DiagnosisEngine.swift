@@ -22,7 +22,10 @@ import Resolution
 ///   buffer), takes the samplers' peaks, and runs every check of each container on a thread of
 ///   its own under the container deadline (`ContainerDeadline`): past it, that container's checks
 ///   are `unavailable` ("timed out reading …") and the others go on. Then the next window begins.
-/// - `nodeFindings`: `kernel.btf`, `kernel.headers`, `bpf.support`.
+/// - `nodeFindings`: `kernel.btf`, `kernel.headers`, `bpf.support`, then `kernel.thp`,
+///   `kernel.clocksource`, `kernel.mitigations`, `cpu.llc` (their facts read, and the clock's
+///   cost measured, once at creation with the kernel facts: no round reads the node's sysfs
+///   again, and an unchanged node gives unchanged findings).
 /// - `close` detaches and unloads everything and removes an extracted BTF.
 ///
 /// Calls are not expected to overlap: `check` makes them in order, the agent's loop one after
@@ -34,6 +37,11 @@ public actor DiagnosisEngine {
     public nonisolated let facts: KernelFacts
     /// The probes' plan, made at creation.
     public nonisolated let plan: ProbePlan
+    /// The node's tuning facts (`kernel.thp`, `kernel.clocksource`, `kernel.mitigations`,
+    /// `cpu.llc`), gathered at creation.
+    public nonisolated let tuning: NodeTuningFacts
+    /// pgnode's own `clock_gettime` cost, measured at creation (nil when it could not be).
+    public nonisolated let clockCost: ClockReadCost?
 
     private let logger: Logger
     /// Each container's diagnosis (and its `/dev/shm` sampler), under its deadline.
@@ -45,7 +53,7 @@ public actor DiagnosisEngine {
     private var slots = TargetSlots(capacity: Int(PGN_MAX_TARGETS))
     private var session: ProbeSession?
     /// How each probe fared when it was loaded and attached (empty until then).
-    private var statuses: [BPFProbeStatus] = []
+    private var statuses: [ProbeStatus] = []
     /// When the probes' current window began.
     private var windowStart = Timestamp.now()
     /// Each followed container's `/dev/shm` sampler for the current window, by container id.
@@ -72,24 +80,29 @@ public actor DiagnosisEngine {
             deadline: 3 * configuration.containerDeadline, maxStuck: 1, what: "container discovery", logger: logger)
         let facts = KernelFacts.gather(host: configuration.host)
         self.facts = facts
+        let tuning = NodeTuningFacts.gather(host: configuration.host)
+        self.tuning = tuning
+        clockCost = ClockReadCost.measure(clocksource: tuning.clocksource.current)
         plan = ProbePlan.make(
             host: configuration.host, facts: facts, btfOption: configuration.btfOption,
             btfArchive: configuration.btfArchive)
     }
 
     /// How each probe fared when it was loaded and attached; empty before the first `follow`.
-    public var probeStatuses: [BPFProbeStatus] { statuses }
+    public var probeStatuses: [ProbeStatus] { statuses }
 
     /// The node-level findings as of now: `kernel.btf` (for the BTF chosen), `kernel.headers`
-    /// and `bpf.support` (which probes run, and why the others do not).
+    /// and `bpf.support` (which probes run, and why the others do not), then the tuning checks
+    /// (`KernelChecks.tuning`).
     public func nodeFindings(start: Timestamp, end: Timestamp) -> [Finding] {
         let resource = ResourceAttributes(nodeName: configuration.nodeName)
-        let observations = [
-            KernelChecks.btf(
-                facts, override: configuration.btfOption, resolved: plan.btf.location, problem: plan.btf.problem),
-            KernelChecks.headers(facts),
-            BPFChecks.support(plan.environment, probes: statuses),
-        ]
+        let observations =
+            [
+                KernelChecks.btf(
+                    facts, override: configuration.btfOption, resolved: plan.btf.location, problem: plan.btf.problem),
+                KernelChecks.headers(facts),
+                BPFChecks.support(plan.environment, probes: statuses),
+            ] + KernelChecks.tuning(tuning, architecture: facts.architecture, clockCost: clockCost)
         return observations.map { Finding(observation: $0, resource: resource, windowStart: start, time: end) }
     }
 
@@ -162,12 +175,7 @@ public actor DiagnosisEngine {
             if configuration.observes { session.attach() }
             self.session = session
             windowStart = Timestamp.now()
-            statuses = session.outcomes.compactMap { outcome in
-                guard let probe = plan.probes.first(where: { $0.name == outcome.name }) else { return nil }
-                return BPFProbeStatus(
-                    requirement: probe.requirement, programs: outcome.programs, running: outcome.running,
-                    reason: outcome.reason, verifierLog: outcome.verifierLog)
-            }
+            statuses = session.statuses
         }
         // Logged when the number of containers without a slot changes, not every window.
         if found.count - assigned.count != unfollowed, found.count > assigned.count {
@@ -194,7 +202,7 @@ public actor DiagnosisEngine {
     /// Whether the containers' `/dev/shm` is sampled: only for `shm.enospc`, so only while the
     /// shm probe runs.
     private var samplesShm: Bool {
-        configuration.observes && statuses.contains { $0.requirement.name == ProbeCatalog.shm.name && $0.running }
+        configuration.observes && statuses.contains { $0.name == ShmProbe.name && $0.running }
     }
 
     /// Starts a `/dev/shm` sampler for each container with a probe slot that has none, and a CPU
@@ -249,10 +257,6 @@ public actor DiagnosisEngine {
             }
         }
         let now = Timestamp.now()
-        let probeStatuses = statuses.map {
-            ProbeStatus(
-                probe: $0.requirement.name, checks: $0.requirement.checks, running: $0.running, reason: $0.reason)
-        }
         let nanoseconds = now.nanoseconds - windowStart.nanoseconds
         windowStart = now
         // How full each container's /dev/shm got; a sampler stuck past the deadline (a statfs of
@@ -274,7 +278,7 @@ public actor DiagnosisEngine {
             if case .finished(let peak?) = outcome, let slot = slots.slots[id] { peaks[slot] = peak }
         }
         let window = ProbeWindow(
-            results: results, statuses: probeStatuses, nanoseconds: nanoseconds, shmUsedPeakBytes: peaks)
+            results: results, statuses: statuses, nanoseconds: nanoseconds, shmUsedPeakBytes: peaks)
         let host = configuration.host
         let facts = WindowFacts(
             window: window, layout: self.facts.cgroups, known: targets, pageSize: self.facts.pageSize,
@@ -284,7 +288,7 @@ public actor DiagnosisEngine {
             let slot = configuration.observes ? slots.slots[id] : nil
             let checks =
                 ContainerDiagnosis.staticChecks + ContainerDiagnosis.windowChecks
-                + (slot == nil ? [] : probeStatuses.flatMap(\.checks))
+                + (slot == nil ? [] : statuses.flatMap(\.checks))
             let cpu = cpuSampled[id]
             var observations: [Observation]
             if let (reason, evidence) = Self.timedOut(sampled[id], deadline: deadlines.threads.deadline)
@@ -312,7 +316,7 @@ public actor DiagnosisEngine {
             }
             if configuration.observes && slot == nil {
                 observations += ContainerDiagnosis.unfollowedObservations(
-                    statuses: probeStatuses, slots: Int(PGN_MAX_TARGETS))
+                    statuses: statuses, slots: Int(PGN_MAX_TARGETS))
             }
             let resource = resolution.resourceAttributes(nodeName: configuration.nodeName)
             round.findings += observations.map {

@@ -32,16 +32,13 @@ public struct ProbeEvents: Sendable, Equatable {
         self.count = count
     }
 
-    /// What each probe counted in `results`: shm calls, reclaim passes, block requests.
+    /// What each probe counted in `results` (`Probe.events`: shm calls, reclaim passes, block
+    /// requests), for every probe pgnode carries.
     public static func counts(_ results: ProbeResults) -> [ProbeEvents] {
-        let shm = results.shm.values.reduce(UInt64(0)) { $0 &+ $1.calls }
-        let reclaim = results.reclaim.values.reduce(UInt64(0)) { total, entries in
-            entries.reduce(total) { $0 &+ $1.memcgEvents &+ $1.directEvents }
-        }
-        let blkio = results.blkio.values.reduce(UInt64(0)) { $0 &+ $1.ownRequests &+ $1.noiseRequests }
-        return [
-            ProbeEvents(probe: "shm", count: shm), ProbeEvents(probe: "reclaim", count: reclaim),
-            ProbeEvents(probe: "blkio", count: blkio),
-        ]
+        ProbeCatalog.probes.map { count($0, results) }
+    }
+
+    private static func count<P: Probe>(_ probe: P.Type, _ results: ProbeResults) -> ProbeEvents {
+        ProbeEvents(probe: P.name, count: P.events(in: results[P.self]))
     }
 }

@@ -14,21 +14,21 @@ public struct ProbePlan: Sendable {
     /// The probes that are not tried, by name, with the reason.
     public let blocked: [String: String]
     /// The probes, in the order they are loaded.
-    public let probes: [ProbeDefinition]
+    public let probes: [any Probe.Type]
 
     /// Resolves the BTF and probes the features on `host`; `btfOption` and `btfArchive` are
     /// `--btf` and `--btf-archive`. An archive member is extracted to a temporary directory that
     /// `cleanup()` removes.
     public static func make(
         host: HostRoot, facts: KernelFacts, btfOption: String?, btfArchive: String?,
-        probes: [ProbeDefinition] = ProbeCatalog.all
+        probes: [any Probe.Type] = ProbeCatalog.probes
     ) -> ProbePlan {
         let btf = BTFResolver.resolve(host: host, facts: facts, option: btfOption, archive: btfArchive)
         let environment = BPFFeatures.gather(
-            host: host, facts: facts, btf: btf.location, btfProblem: btf.problem, probes: probes)
+            host: host, facts: facts, btf: btf.location, btfProblem: btf.problem, probes: probes.map { $0.definition })
         var blocked: [String: String] = [:]
         for probe in probes {
-            if let reason = blockingReason(probe.requirement, environment) { blocked[probe.name] = reason }
+            if let reason = blockingReason(probe.definition.requirement, environment) { blocked[probe.name] = reason }
         }
         return ProbePlan(btf: btf, environment: environment, blocked: blocked, probes: probes)
     }

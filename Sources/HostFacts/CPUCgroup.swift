@@ -1,10 +1,6 @@
+import Glibc
+import OSSupport
 import PGNodeModel
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// Where a container's CPU controller files are, as directories relative to the host root.
 public enum CPUCgroupLocation: Sendable, Equatable {
@@ -214,9 +210,7 @@ public struct CPUCgroupSample: Sendable, Equatable {
 
     /// `CLOCK_MONOTONIC` now, in nanoseconds.
     public static func monotonicNow() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Int64(now.tv_sec).multipliedSaturating(by: 1_000_000_000).addingSaturating(Int64(now.tv_nsec))
+        Int64(clamping: MonotonicClock.nanoseconds())
     }
 
     /// A v1 `cpu.cfs_quota_us` value.

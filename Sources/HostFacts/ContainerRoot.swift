@@ -1,10 +1,6 @@
 import CShims
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import Glibc
+import OSSupport
 
 /// Reads files inside a container's root file system — `/proc/<pid>/root` on the host — so
 /// that nothing the container controls can lead a read out of that root, block it, or hand it
@@ -114,18 +110,18 @@ public struct ContainerRoot: Sendable {
     /// `limit` (the rest is left out). Anything but a directory is `.notDirectory`.
     public func listDirectory(_ path: String, limit: Int = ContainerRoot.listLimit) throws(HostReadError) -> [String] {
         let (fd, _) = try open(path, type: S_IFDIR, flags: O_RDONLY | O_DIRECTORY)
-        guard let dir = fdopendir(fd) else {
-            let code = errno
-            close(fd)
-            throw .from(errno: code, path: path)
-        }
-        defer { closedir(dir) }
         var names: [String] = []
-        while names.count < limit, let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        guard limit > 0 else {
+            close(fd)
+            return names
+        }
+        do throws(DirectoryListing.OpenError) {
+            try DirectoryListing.forEach(descriptor: fd) { entry in
+                names.append(entry.name)
+                return names.count < limit
             }
-            if name != "." && name != ".." { names.append(name) }
+        } catch {
+            throw .from(errno: error.code, path: path)
         }
         return names
     }

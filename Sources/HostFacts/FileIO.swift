@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import Glibc
 
 /// Why a file on the host (or in a container) could not be read.
 public enum HostReadError: Error, Sendable, Equatable, CustomStringConvertible {

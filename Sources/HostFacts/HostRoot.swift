@@ -1,10 +1,6 @@
 import CShims
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import Glibc
+import OSSupport
 
 /// The directory that stands for the node's `/`: `/` when pgnode runs on the node itself,
 /// `/host` in the DaemonSet, or a fixture tree in tests. Every read of host state goes
@@ -74,16 +70,16 @@ public struct HostRoot: Sendable, Equatable, CustomStringConvertible {
     /// `limit` entries is `tooLarge`.
     public func list(_ relative: String, limit: Int = HostRoot.listLimit) throws(HostReadError) -> [String] {
         let p = resolve(relative)
-        guard let dir = opendir(p) else { throw .from(errno: errno, path: p) }
-        defer { closedir(dir) }
         var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        do throws(DirectoryListing.OpenError) {
+            try DirectoryListing.forEach(p) { entry in
+                names.append(entry.name)
+                return names.count <= limit
             }
-            if name != "." && name != ".." { names.append(name) }
-            if names.count > limit { throw .tooLarge(path: p, limit: limit) }
+        } catch {
+            throw .from(errno: error.code, path: p)
         }
+        if names.count > limit { throw .tooLarge(path: p, limit: limit) }
         return names
     }
 

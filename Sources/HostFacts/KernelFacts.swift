@@ -1,10 +1,5 @@
+import Glibc
 import PGNodeModel
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// What pgnode knows about the node's kernel: version, cgroups, BTF, headers, tracefs, OS.
 /// Gathered once per run from the host root; every field that could not be read says so.

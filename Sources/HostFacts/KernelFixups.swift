@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import Glibc
 
 /// The fixups header-based BPF tools (BCC) need on a node: their environment, a headers link,
 /// and a legacy object's `version` section.

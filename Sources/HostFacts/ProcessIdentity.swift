@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import Glibc
 
 /// A process as pgnode found it: its pid and the time it started (field 22 of
 /// `/proc/<pid>/stat`, clock ticks after boot). A pid is only a number, which the kernel gives

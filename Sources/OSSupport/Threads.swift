@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import Glibc
 
 /// A mutex with a condition variable (pthreads), for the threads that must block: the delivery
 /// thread waiting for findings or for its next retry, the HTTP server's accept loop, a diagnosis
@@ -50,7 +46,7 @@ public final class ConditionLock: @unchecked Sendable {
     public func broadcast() { pthread_cond_broadcast(condition) }
 }
 
-/// Seconds on the monotonic clock.
+/// The monotonic clock (`CLOCK_MONOTONIC`, also the clock of `bpf_ktime_get_ns()`).
 public enum MonotonicClock {
     /// Now, in seconds since an arbitrary point.
     public static func now() -> Double {
@@ -58,10 +54,25 @@ public enum MonotonicClock {
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
+
+    /// Now, in nanoseconds since an arbitrary point (boot, on Linux).
+    public static func nanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
 }
 
-/// Starts `body` on a new detached POSIX thread; `name` says what it is for in errors.
+/// Starts `body` on a new detached POSIX thread; `name` says what it is for in errors. For the
+/// agent's own long-lived threads, without which it cannot run: a failure is not recoverable.
 public func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
+    let result = tryStartThread(body)
+    precondition(result == 0, "pthread_create failed for \(name): errno \(result)")
+}
+
+/// Starts `body` on a new detached POSIX thread; returns 0, or pthread_create's error number when
+/// it cannot (and `body` is not run): for threads whose caller can report the failure.
+public func tryStartThread(_ body: @escaping @Sendable () -> Void) -> Int32 {
     final class Box {
         let body: @Sendable () -> Void
         init(body: @escaping @Sendable () -> Void) {
@@ -77,7 +88,10 @@ public func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
             box.body()
             return nil
         }, box)
-    // Without threads the agent cannot keep diagnosis and delivery apart; that is not recoverable.
-    precondition(result == 0, "pthread_create failed for \(name): errno \(result)")
+    guard result == 0 else {
+        Unmanaged<Box>.fromOpaque(box).release()
+        return result
+    }
     pthread_detach(thread)
+    return 0
 }

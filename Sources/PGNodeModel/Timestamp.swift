@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import Glibc
 
 /// A wall-clock instant in nanoseconds since the Unix epoch, printed as RFC 3339 UTC.
 public struct Timestamp: Sendable, Equatable, Comparable, Hashable {

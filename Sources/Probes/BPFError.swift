@@ -1,10 +1,5 @@
 import CLibBPF
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import Glibc
 
 /// Why a BPF operation failed. Every case carries libbpf's own words (its last log line) and
 /// the errno, so that `bpf.support` and the logs can say exactly what the kernel refused.

@@ -1,11 +1,6 @@
 import CLibBPF
+import Glibc
 import HostFacts
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// Feature probing at start-up: what this kernel and this process allow, for `bpf.support`.
 public enum BPFFeatures {

@@ -1,10 +1,5 @@
 import CLibBPF
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import Glibc
 
 /// The kernel's internal "operation not supported" (524), which reaches user space from the bpf syscall.
 private let kernelENOTSUPP: Int32 = 524

@@ -1,13 +1,8 @@
 import CLibBPF
 import Dispatch
+import Glibc
 import HostFacts
 import Logging
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// How an object is opened.
 public struct BPFOpenOptions: Sendable, Equatable {

@@ -1,10 +1,5 @@
 import CLibBPF
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import Glibc
 
 /// System-wide BPF state: the programs loaded in the kernel.
 public enum BPFSystem {

@@ -1,11 +1,7 @@
 import CLibBPF
+import Glibc
 import HostFacts
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import OSSupport
 
 /// Finds the BTF that CO-RE relocations use.
 ///

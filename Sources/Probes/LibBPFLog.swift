@@ -1,12 +1,7 @@
 import CLibBPF
+import Glibc
 import HostFacts
 import Logging
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// libbpf's diagnostics: routed to pgnode's logger at debug level, and captured per thread
 /// while an object is opened or loaded so that a failure can carry libbpf's own message and the

@@ -1,10 +1,5 @@
+import Glibc
 import HostFacts
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// A shared library that a container's processes map (their C library), to attach uprobes to.
 ///

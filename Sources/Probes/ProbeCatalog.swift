@@ -1,6 +1,6 @@
 import HostFacts
 
-/// pgnode's probes: which embedded object, which programs, and what each needs from the kernel.
+/// What a probe is: which embedded object, which programs, and what it needs from the kernel.
 public struct ProbeDefinition: Sendable, Equatable {
     /// The requirements `bpf.support` checks before loading.
     public var requirement: BPFProbeRequirement
@@ -12,51 +12,28 @@ public struct ProbeDefinition: Sendable, Equatable {
 
     /// The probe's (and its embedded object's) name.
     public var name: String { requirement.name }
+
+    /// A definition whose programs are names generated from its object (`ProbeObjectNames.swift`).
+    public init<Program: BPFProgramName>(
+        requirement: BPFProbeRequirement, programs: [Program], rawTracepointPrograms: [Program]? = nil
+    ) {
+        self.requirement = requirement
+        self.programs = programs.map(\.rawValue)
+        self.rawTracepointPrograms = rawTracepointPrograms?.map(\.rawValue)
+    }
 }
 
-/// Every probe pgnode carries.
+/// Every probe pgnode carries: the registration list. A new probe is one line here (its type,
+/// in `<Name>Probe.swift` beside `bpf/<name>.bpf.c`).
 public enum ProbeCatalog {
-    /// Uprobes on the target containers' C library (posix_fallocate, ftruncate, unlink), attached
-    /// per library file by `UprobeAttachments`: kprobe-type programs, no tracepoint, no tracefs
-    /// (libbpf attaches them through the perf `uprobe` PMU, or tracefs's `uprobe_events` without it).
-    public static let shm = ProbeDefinition(
-        requirement: BPFProbeRequirement(
-            name: "shm", checks: ["shm.enospc"], programTypes: ["kprobe"],
-            mapTypes: ["hash", "array", "ringbuf"],
-            helpers: ["get_current_cgroup_id", "probe_read_kernel", "ringbuf_reserve", "ktime_get_boot_ns"],
-            tracepoints: [], needsTracefs: false, needsUprobes: true),
-        programs: [
-            "pgn_shm_fa_in", "pgn_shm_fa_out", "pgn_shm_ft_in", "pgn_shm_ft_out", "pgn_shm_ul_in", "pgn_shm_ul_out",
-        ],
-        rawTracepointPrograms: nil)
-
-    public static let reclaim = ProbeDefinition(
-        requirement: BPFProbeRequirement(
-            name: "reclaim", checks: ["memory.reclaim"], programTypes: ["tracepoint"], mapTypes: ["hash"],
-            helpers: ["get_current_cgroup_id", "probe_read_kernel"],
-            tracepoints: [
-                "vmscan/mm_vmscan_memcg_reclaim_begin", "vmscan/mm_vmscan_memcg_reclaim_end",
-                "vmscan/mm_vmscan_direct_reclaim_begin", "vmscan/mm_vmscan_direct_reclaim_end",
-            ],
-            needsTracefs: true),
-        programs: ["pgn_rcl_mcg_in", "pgn_rcl_mcg_out", "pgn_rcl_dir_in", "pgn_rcl_dir_out"],
-        rawTracepointPrograms: nil)
-
-    public static let blkio = ProbeDefinition(
-        requirement: BPFProbeRequirement(
-            name: "blkio", checks: ["blkio.noise"], programTypes: ["raw_tracepoint"],
-            mapTypes: ["hash", "array", "percpu_array", "lru_hash"],
-            helpers: ["get_current_cgroup_id", "probe_read_kernel"],
-            tracepoints: ["block/block_rq_insert", "block/block_rq_issue", "block/block_rq_complete"],
-            needsTracefs: false),
-        programs: ["pgn_blk_ins_btf", "pgn_blk_iss_btf", "pgn_blk_cmp_btf"],
-        rawTracepointPrograms: ["pgn_blk_ins_raw", "pgn_blk_iss_raw", "pgn_blk_cmp_raw"])
-
     /// Every probe, in the order they are loaded.
-    public static let all: [ProbeDefinition] = [shm, reclaim, blkio]
+    public static let probes: [any Probe.Type] = [ShmProbe.self, ReclaimProbe.self, BlkioProbe.self]
+
+    /// Every probe's definition, in the same order.
+    public static let all: [ProbeDefinition] = probes.map { $0.definition }
 
     /// The probe named `name`.
-    public static func named(_ name: String) -> ProbeDefinition? { all.first { $0.name == name } }
+    public static func named(_ name: String) -> (any Probe.Type)? { probes.first { $0.name == name } }
 
     /// The program sets to try for `probe` here, in order: tp_btf needs the kernel's own BTF
     /// (a custom BTF is not enough), so without it only the raw_tp fallback is tried; with it,

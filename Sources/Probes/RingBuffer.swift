@@ -1,12 +1,8 @@
 import CLibBPF
 import Dispatch
+import Glibc
+import OSSupport
 import Synchronization
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// The records of a BPF ring buffer, as raw bytes, in the order the kernel committed them.
 /// Ends when its object is detached or closed.
@@ -101,20 +97,7 @@ final class PollThread: @unchecked Sendable {
 
     /// Starts the thread, detached: it ends when `body` returns.
     func start() {
-        let context = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        let rc = pthread_create(
-            &thread, nil,
-            { raw in
-                let me = Unmanaged<PollThread>.fromOpaque(raw!).takeRetainedValue()
-                me.body()
-                return nil
-            }, context)
-        if rc == 0 {
-            pthread_detach(thread)
-        } else {
-            Unmanaged<PollThread>.fromOpaque(context).release()
-            body()
-        }
+        let me = self
+        if tryStartThread({ me.body() }) != 0 { body() }
     }
 }

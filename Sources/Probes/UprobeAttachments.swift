@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import Glibc
 
 /// The uprobes of one loaded object, attached per library file: `update(libraries:)` attaches
 /// the programs to every library not yet attached and detaches those no longer wanted.
@@ -30,6 +26,11 @@ public final class UprobeAttachments {
             self.symbol = symbol
             self.retprobe = retprobe
             self.optional = optional
+        }
+
+        /// A function whose program is a name generated from its object (`ProbeObjectNames.swift`).
+        public init(program: some BPFProgramName, symbol: String, retprobe: Bool, optional: Bool = false) {
+            self.init(program: program.rawValue, symbol: symbol, retprobe: retprobe, optional: optional)
         }
     }
 
@@ -64,14 +65,14 @@ public final class UprobeAttachments {
     /// per call, the second return finding nothing in flight), absent from some libraries.
     /// ftruncate64 is an alias of ftruncate in both on 64-bit machines.
     public static let shmFunctions: [Function] = [
-        Function(program: "pgn_shm_fa_in", symbol: "posix_fallocate", retprobe: false),
-        Function(program: "pgn_shm_fa_out", symbol: "posix_fallocate", retprobe: true),
-        Function(program: "pgn_shm_fa_in", symbol: "posix_fallocate64", retprobe: false, optional: true),
-        Function(program: "pgn_shm_fa_out", symbol: "posix_fallocate64", retprobe: true, optional: true),
-        Function(program: "pgn_shm_ft_in", symbol: "ftruncate", retprobe: false),
-        Function(program: "pgn_shm_ft_out", symbol: "ftruncate", retprobe: true),
-        Function(program: "pgn_shm_ul_in", symbol: "unlink", retprobe: false),
-        Function(program: "pgn_shm_ul_out", symbol: "unlink", retprobe: true),
+        Function(program: ShmObject.Program.pgnShmFaIn, symbol: "posix_fallocate", retprobe: false),
+        Function(program: ShmObject.Program.pgnShmFaOut, symbol: "posix_fallocate", retprobe: true),
+        Function(program: ShmObject.Program.pgnShmFaIn, symbol: "posix_fallocate64", retprobe: false, optional: true),
+        Function(program: ShmObject.Program.pgnShmFaOut, symbol: "posix_fallocate64", retprobe: true, optional: true),
+        Function(program: ShmObject.Program.pgnShmFtIn, symbol: "ftruncate", retprobe: false),
+        Function(program: ShmObject.Program.pgnShmFtOut, symbol: "ftruncate", retprobe: true),
+        Function(program: ShmObject.Program.pgnShmUlIn, symbol: "unlink", retprobe: false),
+        Function(program: ShmObject.Program.pgnShmUlOut, symbol: "unlink", retprobe: true),
     ]
 
     private let object: BPFObject

@@ -6,60 +6,43 @@
 /// window's value is the difference from the previous reading. Hash-map entries (failures,
 /// reclaiming threads, neighbours) are drained by the reader instead: they arrive here already
 /// per window and pass through. State that is not a count passes through as it is: the bytes a
-/// target holds in `/dev/shm` now.
+/// target holds in `/dev/shm` now. Each probe says how (`Probe.window`); this keeps their
+/// baselines.
 struct WindowBaseline {
-    private var shm: [Int: (calls: UInt64, failures: UInt64)] = [:]
-    private var blkio: [Int: BlkioResult] = [:]
-    private var evicted: UInt64 = 0
+    /// Each probe's `Baseline`, by probe name.
+    private var baselines: [String: any Sendable] = [:]
+    /// The probes it differences.
+    private let probes: [any Probe.Type]
+
+    /// No reading yet, for `probes`.
+    init(probes: [any Probe.Type] = ProbeCatalog.probes) {
+        self.probes = probes
+    }
 
     /// The window since the previous call, from `cumulative`; remembers `cumulative` for the next.
     mutating func window(_ cumulative: ProbeResults) -> ProbeResults {
         var result = ProbeResults()
-        result.reclaim = cumulative.reclaim
-        for (slot, now) in cumulative.shm {
-            let before = shm[slot] ?? (0, 0)
-            var window = now
-            window.calls = Self.delta(now.calls, before.calls)
-            window.failures = Self.delta(now.failures, before.failures)
-            // The first and last failure of this window are those of the entries drained for it.
-            window.firstFailureNs = now.failed.map(\.firstNs).min()
-            window.lastFailureNs = now.failed.map(\.lastNs).max()
-            shm[slot] = (now.calls, now.failures)
-            if window.calls > 0 || window.failures > 0 || window.heldBytes != 0 || !window.failed.isEmpty {
-                result.shm[slot] = window
-            }
-        }
-        var evictedNow = evicted
-        for (slot, now) in cumulative.blkio {
-            let before = blkio[slot] ?? BlkioResult()
-            var window = now
-            window.ownRequests = Self.delta(now.ownRequests, before.ownRequests)
-            window.noiseRequests = Self.delta(now.noiseRequests, before.noiseRequests)
-            window.ownLatencyUs = Self.delta(now.ownLatencyUs, before.ownLatencyUs)
-            window.noiseLatencyUs = Self.delta(now.noiseLatencyUs, before.noiseLatencyUs)
-            window.devices = now.devices.compactMap { device in
-                let old = before.devices.first { $0.dev == device.dev }
-                var changed = device
-                changed.ownRequests = Self.delta(device.ownRequests, old?.ownRequests ?? 0)
-                changed.noiseRequests = Self.delta(device.noiseRequests, old?.noiseRequests ?? 0)
-                return changed.ownRequests > 0 || changed.noiseRequests > 0 ? changed : nil
-            }
-            window.evictedRequests = Self.delta(now.evictedRequests, evicted)
-            evictedNow = max(evictedNow, now.evictedRequests)
-            var remembered = now
-            remembered.neighbours = []
-            blkio[slot] = remembered
-            if window.ownRequests > 0 || window.noiseRequests > 0 || !window.neighbours.isEmpty {
-                result.blkio[slot] = window
-            }
-        }
-        evicted = evictedNow
+        result.unwatched = cumulative.unwatched
+        for probe in probes { window(probe, cumulative, into: &result) }
         return result
     }
 
-    /// Forgets the shm counts of `slot`: its kernel counters were zeroed for a new target.
-    mutating func forgetShm(slot: Int) {
-        shm[slot] = nil
+    private mutating func window<P: Probe>(_ probe: P.Type, _ cumulative: ProbeResults, into result: inout ProbeResults)
+    {
+        var baseline = baselines[P.name] as? P.Baseline ?? P.initialBaseline
+        result[P.self] = P.window(cumulative[P.self], baseline: &baseline)
+        baselines[P.name] = baseline
+    }
+
+    /// Forgets what the probes keep for `slot`: its kernel state was cleared for a new target.
+    mutating func forget(slot: Int) {
+        for probe in probes { forget(probe, slot: slot) }
+    }
+
+    private mutating func forget<P: Probe>(_ probe: P.Type, slot: Int) {
+        guard var baseline = baselines[P.name] as? P.Baseline else { return }
+        P.forget(slot: slot, baseline: &baseline)
+        baselines[P.name] = baseline
     }
 
     /// `now - before`; a counter below its baseline was reset, so all of it is new.

@@ -1,12 +1,7 @@
 import CShims
+import Glibc
 import HostFacts
 import PGNodeModel
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// Whether the cgroup paths pgnode reads from `/proc/<pid>/cgroup` are absolute paths on the
 /// host, and how that was established.

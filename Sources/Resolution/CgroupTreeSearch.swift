@@ -1,10 +1,6 @@
+import Glibc
 import HostFacts
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import OSSupport
 
 /// Finds a container's cgroup by walking a cgroup hierarchy's directories instead of reading
 /// every process's cgroup file: one directory listing per cgroup rather than an open, read and
@@ -26,24 +22,17 @@ enum CgroupTreeSearch {
         var visited = 0
         while let (relative, depth) = pending.popLast(), visited < maxDirectories {
             visited += 1
-            guard let dir = opendir(base + relative) else { continue }
-            defer { closedir(dir) }
-            while let entry = readdir(dir) {
-                guard entry.pointee.d_type == UInt8(DT_DIR) || entry.pointee.d_type == UInt8(DT_UNKNOWN) else {
-                    continue
-                }
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-                }
-                if name == "." || name == ".." { continue }
-                let path = relative + "/" + name
-                if name.contains(prefix), let parsed = CgroupPath.parse(path), parsed.id.hasPrefix(prefix),
+            try? DirectoryListing.forEach(base + relative) { entry in
+                guard entry.mayBeDirectory else { return true }
+                let path = relative + "/" + entry.name
+                if entry.name.contains(prefix), let parsed = CgroupPath.parse(path), parsed.id.hasPrefix(prefix),
                     parsed.containerPath == path
                 {
                     if parsed.kind == .container { result[parsed.id, default: []].append(path) }
-                    continue
+                    return true
                 }
                 if depth + 1 < maxDepth { pending.append((path, depth + 1)) }
+                return true
             }
         }
         return result

@@ -1,10 +1,5 @@
+import Glibc
 import HostFacts
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// A container found in the process table: its id and the processes seen in its cgroup.
 public struct DiscoveredContainer: Sendable, Equatable {

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import Glibc
 
 /// Why PostgreSQL refuses a setting's value, in its own words: the `errmsg` and, when it gives
 /// one, the `errhint` it logs before refusing to start (or, on a reload, before ignoring the value).

@@ -1,10 +1,5 @@
+import Glibc
 import HostFacts
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// A configuration file as a `ConfigFileSource` hands it to the loader.
 public struct ConfigFileText: Sendable, Equatable {

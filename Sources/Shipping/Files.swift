@@ -1,8 +1,5 @@
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import Glibc
+import OSSupport
 
 /// A failed file operation, with errno.
 public struct FileError: Error, Sendable, CustomStringConvertible {
@@ -124,16 +121,11 @@ enum Files {
 
     /// The names in `directory` (no `.` or `..`).
     static func list(_ directory: String) throws(FileError) -> [String] {
-        guard let dir = opendir(directory) else { throw FileError(operation: "opendir \(directory)", code: errno) }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
+        do throws(DirectoryListing.OpenError) {
+            return try DirectoryListing.names(directory)
+        } catch {
+            throw FileError(operation: "opendir \(directory)", code: error.code)
         }
-        return names
     }
 
     /// Creates `path` and its parents (0700) when missing.

@@ -1,11 +1,6 @@
 import CCurl
+import Glibc
 import PGNodeModel
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// TLS settings for the receiver.
 public struct TLSOptions: Sendable, Equatable {

@@ -2,15 +2,6 @@ import Logging
 import OSSupport
 import PGNodeModel
 
-/// Where the agent hands findings: it must return at once, whatever the destination is doing.
-public protocol FindingSink: AnyObject, Sendable {
-    /// Queues `findings` (never blocks).
-    func submit(_ findings: [Finding])
-    /// Stops: delivers what it can within `grace` seconds and keeps the rest (in the spool, for a
-    /// shipper). Returns when done or when the grace period is over.
-    func shutdown(grace: Double)
-}
-
 /// How the shipper delivers.
 public struct ShipperConfiguration: Sendable {
     /// The receiver's URL (with the format's default path already applied).
@@ -66,7 +57,7 @@ public struct ShipperConfiguration: Sendable {
 /// writes each to the spool, and sends spooled batches oldest first, one at a time, so order is
 /// kept. A batch leaves the spool only when the receiver accepted it, or refused it for good
 /// (then it goes to the dead-letter file).
-public final class Shipper: FindingSink, @unchecked Sendable {
+public final class Shipper: @unchecked Sendable {
     /// The shipper's metric names.
     public enum Metric {
         public static let queued = "pgnode_shipping_queue_findings"

@@ -1,10 +1,5 @@
+import Glibc
 import PGNodeModel
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// The on-disk spool (`--spool-dir`): batches of findings waiting for delivery, oldest first.
 ///

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import Glibc
 
 /// A bearer token kept in a file (`--endpoint-token-file`), e.g. a projected service-account token
 /// that the kubelet rotates by swapping a symlink. The file is stat'ed before every request and

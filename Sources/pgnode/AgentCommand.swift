@@ -2,17 +2,13 @@ import Agent
 import ArgumentParser
 import Diagnosis
 import Dispatch
+import Glibc
 import HostFacts
 import Logging
 import OSSupport
 import PGNodeModel
 import Shipping
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import Sinks
 
 /// `pgnode agent`: continuous diagnosis, findings to stdout or to a log aggregator.
 struct AgentCommand: AsyncParsableCommand {
@@ -212,7 +208,7 @@ struct AgentCommand: AsyncParsableCommand {
         let level = logLevel.level
         LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level) }
         let logger = Logger(label: "pgnode.agent")
-        signal(SIGPIPE, SIG_IGN)
+        SignalSources.ignore(SIGPIPE)
         // From here on SIGTERM/SIGINT stop the agent within --shutdown-grace, whatever hangs.
         let shutdown = AgentShutdown(grace: shutdownGrace) {
             logger.error(
@@ -332,30 +328,17 @@ struct AgentCommand: AsyncParsableCommand {
 /// Turns SIGTERM/SIGINT into a callback (the first one); after `secondSignalExits()`, another
 /// signal ends the process at once (the spool is consistent at every instant).
 final class SignalWatcher: @unchecked Sendable {
-    private let sources: [any DispatchSourceSignal]
+    private let sources: SignalSources
 
     init(signals: [Int32], handler: @escaping @Sendable (Int32) -> Void) {
-        let queue = DispatchQueue(label: "pgnode.signals")
         let fired = SignalLatch()
-        // A parent may have started us with these signals blocked (the mask is inherited); unblock
-        // them so that they reach the dispatch sources.
-        var set = sigset_t()
-        sigemptyset(&set)
-        for number in signals { sigaddset(&set, number) }
-        pthread_sigmask(SIG_UNBLOCK, &set, nil)
-        sources = signals.map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            source.setEventHandler {
-                if fired.fire() {
-                    handler(number)
-                } else if fired.exitOnNext {
-                    writeStandardError("pgnode: second signal; exiting now, undelivered findings stay in the spool\n")
-                    Glibc.exit(0)
-                }
+        sources = SignalSources(signals, queue: DispatchQueue(label: "pgnode.signals")) { number in
+            if fired.fire() {
+                handler(number)
+            } else if fired.exitOnNext {
+                writeStandardError("pgnode: second signal; exiting now, undelivered findings stay in the spool\n")
+                Glibc.exit(0)
             }
-            source.resume()
-            return source
         }
         self.latch = fired
     }

@@ -1,13 +1,9 @@
 import ArgumentParser
+import Glibc
 import HostFacts
+import OSSupport
 import PGNodeModel
 import Probes
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// `pgnode bpf-startup` (hidden): measures the BPF start-up cost — opening, loading and
 /// attaching every embedded object — for scripts/bench-bpf-startup.
@@ -36,8 +32,8 @@ struct BPFStartupCommand: ParsableCommand {
             let session = ProbeSession(environment: env, btfPath: resolution.customPath)
             session.attach()
             let attached = monotonicNanoseconds()
-            guard session.outcomes.allSatisfy(\.running) else {
-                let reasons = session.outcomes.compactMap { $0.reason.map { "\($0)" } }
+            guard session.statuses.allSatisfy(\.running) else {
+                let reasons = session.statuses.compactMap { $0.reason.map { "\($0)" } }
                 writeStandardError("pgnode: not every probe runs here: \(reasons.joined(separator: "; "))\n")
                 throw PGNodeExit(code: 1)
             }
@@ -60,9 +56,5 @@ struct BPFStartupCommand: ParsableCommand {
         writeStandardOutput(JSONWriter.string(.object(result)) + "\n")
     }
 
-    private func monotonicNanoseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
+    private func monotonicNanoseconds() -> UInt64 { MonotonicClock.nanoseconds() }
 }

@@ -1,15 +1,10 @@
 import ArgumentParser
 import Diagnosis
+import Formatters
+import Glibc
 import HostFacts
 import Logging
 import PGNodeModel
-import Sinks
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// `pgnode check`: a one-off diagnosis of this node and its PostgreSQL containers.
 struct CheckCommand: AsyncParsableCommand {

@@ -1,12 +1,7 @@
 import Agent
 import ArgumentParser
+import Glibc
 import PGNodeModel
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// The `pgnode` command: a per-node diagnostic agent for PostgreSQL in containers.
 @main

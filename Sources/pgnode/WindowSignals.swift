@@ -1,18 +1,14 @@
 import Dispatch
+import Glibc
+import OSSupport
 import Synchronization
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// SIGINT and SIGTERM during `pgnode check`'s observation window: the first one ends the window
 /// early (the findings are still printed, then the command exits 128 + the signal); outside the
 /// window the signals keep their default action.
 ///
 /// `@unchecked Sendable`: `sources` is written in `init` and read in `restore`, by the command's
-/// task; the signal handlers touch only `state`, behind its lock.
+/// task; the signal handler touches only `state`, behind its lock.
 final class WindowSignals: @unchecked Sendable {
     private struct State {
         var signal: Int32?
@@ -20,22 +16,16 @@ final class WindowSignals: @unchecked Sendable {
     }
 
     private let state = Mutex(State())
-    private var sources: [any DispatchSourceSignal] = []
+    private var sources: SignalSources?
 
     /// Catches SIGINT and SIGTERM from now on.
     init() {
-        sources = [SIGINT, SIGTERM].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { [self] in
-                let window = state.withLock { state in
-                    state.signal = state.signal ?? number
-                    return state.window
-                }
-                window?.cancel()
+        sources = SignalSources([SIGINT, SIGTERM], queue: .global()) { [self] number in
+            let window = state.withLock { state in
+                state.signal = state.signal ?? number
+                return state.window
             }
-            source.resume()
-            return source
+            window?.cancel()
         }
     }
 
@@ -55,8 +45,6 @@ final class WindowSignals: @unchecked Sendable {
 
     /// Gives SIGINT and SIGTERM their default action back.
     func restore() {
-        for source in sources { source.cancel() }
-        signal(SIGINT, SIG_DFL)
-        signal(SIGTERM, SIG_DFL)
+        sources?.restoreDefaults()
     }
 }

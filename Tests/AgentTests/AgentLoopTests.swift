@@ -2,6 +2,7 @@ import Agent
 import Logging
 import PGNodeModel
 import Shipping
+import Sinks
 import Synchronization
 import Testing
 

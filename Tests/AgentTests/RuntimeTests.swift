@@ -1,28 +1,15 @@
 import Agent
-import Checks
 import Foundation
 import HostFacts
 import Logging
 import PGNodeModel
 import Shipping
+import Sinks
 import TestSupport
 import Testing
 
 @Suite("Agent runtime parts")
 struct RuntimeTests {
-    @Test("the kernel source gives this node's real kernel findings, with ids from the window")
-    func kernelSource() async throws {
-        let source = KernelDiagnosisSource(host: HostRoot("/"), nodeName: "node-x", btfOverride: nil)
-        let t = Timestamp.now()
-        let findings = await source.nodeFindings(window: DiagnosisWindow(start: t, end: t))
-        let expected = KernelChecks.all(KernelFacts.gather(host: HostRoot("/")))
-        #expect(findings.map(\.observation) == expected)
-        #expect(findings.allSatisfy { $0.resource == ResourceAttributes(nodeName: "node-x") && $0.time == t })
-        let again = await source.nodeFindings(window: DiagnosisWindow(start: t, end: t))
-        #expect(again.map(\.id) == findings.map(\.id))
-        #expect(try await source.discoverContainers().isEmpty)
-    }
-
     @Test("JSON log lines: time, level, logger, message, then metadata; clashing keys prefixed")
     func logLine() throws {
         let line = JSONLogHandler.line(

@@ -62,9 +62,15 @@ func spooledIDs(_ directory: String) throws -> [String] {
 }
 
 /// A copy of a real node's files with no containers on it (Bottlerocket, cgroup v2; its BTF is a
-/// stub, so no probe loads): the node-level findings are exactly kernel.btf, kernel.headers and
-/// bpf.support, whatever runs on the machine that runs the tests.
+/// stub, so no probe loads): the node-level findings are exactly `quietHostNodeChecks`, whatever
+/// runs on the machine that runs the tests (the tuning checks `unavailable`: the copy has none of
+/// their sysfs files).
 let quietHost = Fixtures.host("bottlerocket")
+
+/// The node-level checks on `quietHost`, sorted.
+let quietHostNodeChecks = [
+    "bpf.support", "cpu.llc", "kernel.btf", "kernel.clocksource", "kernel.headers", "kernel.mitigations", "kernel.thp",
+]
 
 func curl(_ url: String) throws -> (status: String, body: String) {
     let result = try Command.run(["curl", "-s", "-m", "5", "-w", "\n%{http_code}", url])
@@ -99,7 +105,7 @@ struct AgentCommandTests {
         #expect(request.gzip)
         let streams = try JSONParser.parse(request.body)["streams"]?.arrayValue ?? []
         let checks = streams.compactMap { $0["stream"]?["check"]?.stringValue }.sorted()
-        #expect(checks == ["bpf.support", "kernel.btf", "kernel.headers"])
+        #expect(checks == quietHostNodeChecks)
         #expect(streams.allSatisfy { $0["stream"]?["node"] == "e2e-node" })
 
         // Let a few windows pass (each loads and detaches the probes: about a second here):
@@ -115,7 +121,7 @@ struct AgentCommandTests {
         let metrics = try curl("\(base)/metrics")
         #expect(metrics.status == "200")
         #expect(metrics.body.contains("pgnode_deliveries_total 1\n"))
-        #expect(metrics.body.contains("pgnode_delivered_findings_total 3\n"))
+        #expect(metrics.body.contains("pgnode_delivered_findings_total \(quietHostNodeChecks.count)\n"))
         #expect(metrics.body.contains("pgnode_spool_findings 0\n"))
         #expect(metrics.body.contains("pgnode_findings_total{check=\"kernel.btf\",severity="))
 
@@ -137,7 +143,7 @@ struct AgentCommandTests {
         let stopped = try #require(agent.stop(SIGINT))
         #expect(stopped == 0)
         let lines = agent.stdout.split(separator: "\n")
-        #expect(lines.count == 3)  // node findings once; unchanged afterwards
+        #expect(lines.count == quietHostNodeChecks.count)  // node findings once; unchanged afterwards
         let validation = try Command.run([TestEnvironment.scriptPath("validate-findings")], stdin: agent.stdout)
         #expect(validation.status == 0, "\(validation.stdout)\(validation.stderr)")
         for line in agent.stderr.split(separator: "\n") {
@@ -159,34 +165,35 @@ struct AgentCommandTests {
         ]
         // Run 1: the receiver is down; wait until the findings are spooled, then kill -9.
         let first = try AgentProcess(common, directory: try Fixtures.temporaryDirectory())
-        for _ in 0..<200 where (try? spooledIDs(spool).count) ?? 0 < 3 { usleep(50_000) }
-        #expect(try spooledIDs(spool).count == 3)
+        let n = quietHostNodeChecks.count
+        for _ in 0..<200 where (try? spooledIDs(spool).count) ?? 0 < n { usleep(50_000) }
+        #expect(try spooledIDs(spool).count == n)
         _ = first.stop(SIGKILL)
         // Run 2: the same, but SIGTERM with a short grace: it gives up delivering and exits 0.
         let second = try AgentProcess(common + ["--shutdown-grace", "1"], directory: try Fixtures.temporaryDirectory())
         #expect(second.waitForLog("spool holds findings from an earlier run; delivering them first") != nil)
-        for _ in 0..<200 where (try? spooledIDs(spool).count) ?? 0 < 6 { usleep(50_000) }
+        for _ in 0..<200 where (try? spooledIDs(spool).count) ?? 0 < 2 * n { usleep(50_000) }
         // The receiver never comes back during this run: exiting at all (stop's hang guard) means
         // it gave up after the 1 s grace, as it logs.
         let stopped = try #require(second.stop(SIGTERM))
         #expect(stopped == 0)
         #expect(second.logs.contains { $0["message"] == "shutting down with undelivered findings kept in the spool" })
         let waiting = try spooledIDs(spool)
-        #expect(waiting.count == 6)
-        #expect(Set(waiting).count == 6)
+        #expect(waiting.count == 2 * n)
+        #expect(Set(waiting).count == 2 * n)
 
         // Run 3: the receiver is back: everything spooled arrives, in order, then run 3's own findings.
         let receiver = try Receiver(mode: "ndjson", port: port)
         let third = try AgentProcess(common, directory: try Fixtures.temporaryDirectory())
         let requests = receiver.wait {
-            $0.flatMap { $0.body.split(separator: "\n") }.count >= 9
+            $0.flatMap { $0.body.split(separator: "\n") }.count >= 3 * n
         }
         let delivered = try requests.flatMap { request in
             try request.body.split(separator: "\n").map { try JSONParser.parse(String($0))["id"]?.stringValue ?? "" }
         }
-        #expect(Array(delivered.prefix(6)) == waiting)
-        #expect(delivered.count == 9)
-        #expect(Set(delivered).count == 9)
+        #expect(Array(delivered.prefix(2 * n)) == waiting)
+        #expect(delivered.count == 3 * n)
+        #expect(Set(delivered).count == 3 * n)
         #expect(third.stop(SIGTERM) == 0)
         #expect(try spooledIDs(spool).isEmpty)
     }

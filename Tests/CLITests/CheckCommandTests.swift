@@ -1,3 +1,4 @@
+import Foundation
 import PGNodeModel
 import TestSupport
 import Testing
@@ -24,6 +25,36 @@ struct CheckCommandTests {
             ["python3", TestEnvironment.scriptPath("validate-findings")], stdin: result.stdout)
         #expect(validation.status == 0, "\(validation.stderr)")
         #expect(validation.stdout.contains("0 invalid"))
+    }
+
+    @Test("the node tuning checks on this machine: THP, the measured clock, mitigations, no PMU")
+    func tuningChecks() throws {
+        let result = try Command.pgnode(["check", "--duration", "0", "--format", "json"])
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        var found: [String: JSONValue] = [:]
+        for finding in try findings(result.stdout) where finding["resource"]?["container.id"] == nil {
+            if let check = finding["check"]?.stringValue { found[check] = finding }
+        }
+        let thp = try #require(found["kernel.thp"])
+        #expect(thp["severity"] != "unavailable", "\(JSONWriter.string(thp))")
+        #expect(thp["evidence"]?["enabled"]?.stringValue != nil)
+        let clock = try #require(found["kernel.clocksource"])
+        let current = try #require(clock["evidence"]?["current"]?.stringValue)
+        if current == "tsc" { #expect(clock["severity"] == "ok") }
+        // The measurement is evidence: present and positive, its value never asserted.
+        let ns: Double? =
+            switch clock["evidence"]?["clock_gettime_ns"] {
+            case .double(let value)?: value
+            case .int(let value)?: Double(value)
+            default: nil
+            }
+        #expect((ns ?? 0) > 0, "no positive clock_gettime_ns: \(JSONWriter.string(clock))")
+        let mitigations = try #require(found["kernel.mitigations"])
+        #expect(["ok", "info"].contains(mitigations["severity"]?.stringValue ?? ""))
+        let llc = try #require(found["cpu.llc"])
+        #expect(llc["severity"] == "unavailable")
+        let pmu = FileManager.default.fileExists(atPath: "/sys/bus/event_source/devices/cpu")
+        #expect(llc["evidence"]?["reason"]?.stringValue == (pmu ? "not implemented" : "no hardware PMU"))
     }
 
     @Test("the default subcommand is check")

@@ -19,20 +19,16 @@ struct BPFChecksTests {
 
     @Test("support: ok when all run, warning naming the first reason otherwise")
     func support() {
-        let running = BPFProbeStatus(requirement: requirement, programs: ["a"], running: true)
+        let running = ProbeStatus(
+            name: requirement.name, checks: requirement.checks, programs: ["a"], running: true)
         #expect(BPFChecks.support(capable, probes: [running]).severity == .ok)
-        var other = requirement
-        other.name = "reclaim"
-        let stopped = BPFProbeStatus(
-            requirement: other, programs: ["b"], running: false, reason: "pgnode lacks CAP_BPF")
+        let stopped = ProbeStatus(
+            name: "reclaim", checks: requirement.checks, programs: ["b"], running: false,
+            reason: "pgnode lacks CAP_BPF")
         let observation = BPFChecks.support(capable, probes: [running, stopped])
         #expect(observation.severity == .warning)
         #expect(observation.summary.contains("reclaim") && observation.summary.contains("pgnode lacks CAP_BPF"))
         #expect(!observation.remedy.isEmpty)
-        let unavailable = BPFChecks.unavailable(
-            check: "memory.reclaim", probe: "reclaim", reason: "pgnode lacks CAP_BPF")
-        #expect(unavailable.severity == .unavailable)
-        #expect(unavailable.evidence["reason"]?.stringValue == "BPF probe reclaim cannot run: pgnode lacks CAP_BPF")
     }
 
     @Test("kernel.btf: archive, unusable option, missing")

@@ -398,7 +398,10 @@ struct ExtremeFactsTests {
                     name: "p", checks: ["c"], programTypes: ["kprobe"], mapTypes: [], helpers: [],
                     tracepoints: ["a/b"], needsTracefs: true)
                 let o = BPFChecks.support(
-                    env, probes: [BPFProbeStatus(requirement: requirement, programs: [], running: false, reason: "x")])
+                    env,
+                    probes: [
+                        ProbeStatus(name: requirement.name, checks: requirement.checks, running: false, reason: "x")
+                    ])
                 expectSane(o, "caps \(caps) disabled \(disabled)")
             }
         }

@@ -32,6 +32,23 @@ struct EmbeddedObjectTests {
         }
     }
 
+    @Test("the generated program and map names (scripts/gen-bpf) are exactly each object's")
+    func generatedNames() throws {
+        func check<P: BPFProgramName & CaseIterable, M: BPFMapName & CaseIterable>(
+            _ name: String, _ programs: P.Type, _ maps: M.Type
+        ) throws {
+            let object = try BPFObject(embedded: #require(EmbeddedObject.named(name)))
+            defer { object.close() }
+            #expect(Set(P.allCases.map(\.rawValue)) == Set(object.programNames), "\(name)")
+            #expect(Set(M.allCases.map(\.rawValue)) == Set(object.mapNames), "\(name)")
+            #expect(Set(ProbeCommonMap.allCases.map(\.rawValue)).isSubset(of: Set(object.mapNames)), "\(name)")
+        }
+        try check(ShmObject.name, ShmObject.Program.self, ShmObject.Map.self)
+        try check(ReclaimObject.name, ReclaimObject.Program.self, ReclaimObject.Map.self)
+        try check(BlkioObject.name, BlkioObject.Program.self, BlkioObject.Map.self)
+        #expect(Set(ProbeCatalog.probes.map { $0.name }) == [ShmObject.name, ReclaimObject.name, BlkioObject.name])
+    }
+
     @Test("opening garbage fails with a typed error")
     func openGarbage() {
         let garbage: [UInt8] = Array(repeating: 0x5A, count: 256)

@@ -99,7 +99,7 @@ struct LoaderTests {
         #expect(env.btf?.origin == .option)
         let session = ProbeSession(environment: env, btfPath: copy)
         defer { session.close() }
-        for outcome in session.outcomes {
+        for outcome in session.statuses {
             #expect(outcome.running, "\(outcome.name): \(outcome.reason ?? "")")
         }
     }
@@ -112,7 +112,7 @@ struct LoaderTests {
         defer { try? FileManager.default.removeItem(atPath: bogus) }
         let session = ProbeSession(environment: ProbeTestSupport.environment(), btfPath: bogus)
         defer { session.close() }
-        for outcome in session.outcomes {
+        for outcome in session.statuses {
             #expect(!outcome.running)
             let reason = outcome.reason ?? ""
             #expect(reason.contains("libbpf:"), "\(reason)")

@@ -25,8 +25,8 @@ struct PersistentSessionTests {
         }
         try session.setTargets(slots: [0: try target(first)])
         session.attach()
-        try #require(session.outcomes.allSatisfy { $0.running }, "\(session.outcomes)")
-        let programs = Set(session.outcomes.flatMap { $0.programIDs.values })
+        try #require(session.statuses.allSatisfy { $0.running }, "\(session.statuses)")
+        let programs = Set(session.statuses.flatMap { $0.programIDs.values })
         let reads = "dd if=\(scratch)/data of=/dev/null bs=4k count=1000 iflag=direct status=none"
         // The kernel does not run BPF programs for every completion (see BlockCompletionWitness):
         // a witness counts the completions of the data file's sectors it did run them for, and
@@ -42,7 +42,7 @@ struct PersistentSessionTests {
         }
         /// Runs of the probe's programs the kernel skipped for recursion (the only allowance).
         func probeMisses() throws -> UInt64 {
-            let blkio = session.outcomes.first { $0.name == "blkio" }?.programIDs ?? [:]
+            let blkio = session.statuses.first { $0.name == "blkio" }?.programIDs ?? [:]
             return try BPFProgramStats.counts(blkio).values.reduce(0) { $0 + $1.recursionMisses }
         }
 
@@ -88,7 +88,7 @@ struct PersistentSessionTests {
         #expect(window4.blkio[1] == nil)
 
         // The same programs ran throughout: only the target map changed.
-        #expect(Set(session.outcomes.flatMap { $0.programIDs.values }) == programs)
+        #expect(Set(session.statuses.flatMap { $0.programIDs.values }) == programs)
         let loaded = Set((BPFSystem.loadedPrograms() ?? []).map(\.id))
         #expect(programs.isSubset(of: loaded))
     }
@@ -126,7 +126,7 @@ struct PersistentSessionTests {
         let libraries = CLibraryFiles.files(pid: getpid(), host: HostRoot("/"))
         try session.setTargets(slots: [0: ProbeTarget(memoryV1: try cgroup.id("memory"), libraries: libraries)])
         session.attach()
-        try #require(session.outcomes.allSatisfy { $0.running }, "\(session.outcomes)")
+        try #require(session.statuses.allSatisfy { $0.running }, "\(session.statuses)")
         try #require(session.uprobeFailures.isEmpty, "\(session.uprobeFailures)")
 
         // Window 1: a 256 KiB segment, kept.

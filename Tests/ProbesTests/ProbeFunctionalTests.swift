@@ -1,6 +1,7 @@
 import Diagnosis
 import Foundation
 import HostFacts
+import PGNodeModel
 import Probes
 import TestSupport
 import Testing
@@ -25,7 +26,7 @@ struct ProbeFunctionalTests {
     func observe(
         _ probe: String, targets: [ProbeTarget], preferRawTracepoints: Bool = false, counts: ProgramCounts? = nil,
         _ body: () throws -> Void
-    ) async throws -> (ProbeResults, [ProbeOutcome]) {
+    ) async throws -> (ProbeResults, [ProbeStatus]) {
         let definition = try #require(ProbeCatalog.named(probe))
         let session = ProbeSession(
             probes: [definition], environment: ProbeTestSupport.environment(), btfPath: nil,
@@ -33,7 +34,7 @@ struct ProbeFunctionalTests {
         defer { session.close() }
         try session.setTargets(targets)
         session.attach()
-        let outcomes = session.outcomes
+        let outcomes = session.statuses
         try #require(outcomes.allSatisfy { $0.running }, "\(outcomes)")
         try #require(session.uprobeFailures.isEmpty, "\(session.uprobeFailures)")
         try body()

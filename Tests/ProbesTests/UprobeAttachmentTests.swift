@@ -151,9 +151,9 @@ struct UprobeAttachmentTests {
         defer { session.close() }
         try session.setTargets([target])
         session.attach()
-        try #require(session.outcomes.allSatisfy { $0.running }, "\(session.outcomes)")
+        try #require(session.statuses.allSatisfy { $0.running }, "\(session.statuses)")
         try #require(session.uprobeFailures.isEmpty, "\(session.uprobeFailures)")
-        let programs = session.outcomes.reduce(into: [String: UInt32]()) { $0.merge($1.programIDs) { a, _ in a } }
+        let programs = session.statuses.reduce(into: [String: UInt32]()) { $0.merge($1.programIDs) { a, _ in a } }
         try #require(Set(programs.keys) == Set(UprobeAttachments.shmFunctions.map(\.program)), "\(programs)")
         let start = try BPFProgramStats.counts(programs)
 

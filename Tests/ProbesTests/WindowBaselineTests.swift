@@ -55,7 +55,7 @@ struct WindowBaselineTests {
         shm.failures = 2
         results.shm[0] = shm
         _ = baseline.window(results)
-        baseline.forgetShm(slot: 0)
+        baseline.forget(slot: 0)
         shm.calls = 3
         shm.failures = 0
         results.shm[0] = shm

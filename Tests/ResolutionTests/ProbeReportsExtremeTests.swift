@@ -44,7 +44,7 @@ struct ProbeReportsExtremeTests {
                     title: "postgres: parallel worker for PID 99999999999999999999"))
         }
         let report = ProbeReports.shm(
-            result, roles: ProbeReports.roles(resolution), namespacePIDs: [.max: .min], clock: ProbeReports.Clock(),
+            result, roles: ProcessNames(resolution).roles, namespacePIDs: [.max: .min], clock: ProbeReports.Clock(),
             shmUsedPeakBytes: .max)
         #expect(report.failures.map(\.requestedBytes) == [.max, .max])
         #expect(report.failures.first?.pid == -1 && report.dsmPeakBytes == 0)

@@ -1,7 +1,9 @@
 import CShims
 import Foundation
+import OSSupport
 
-/// A child process for tests, on `posix_spawn` and `waitpid(pid)`, with a deadline.
+/// A child process for tests, started by `OSSupport.Spawn` (`posix_spawnp`) and reaped with
+/// `waitpid(pid)`, with a deadline.
 ///
 /// Not Foundation's `Process`: in CI a test hung for good in `Process.waitUntilExit()` while its
 /// child (`scripts/containers run-postgres`) had long exited and sat as a zombie that nothing
@@ -50,9 +52,6 @@ public final class Subprocess: @unchecked Sendable {
     ) throws {
         precondition(!arguments.isEmpty)
         self.arguments = arguments
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
         var parentEnds: [Int32] = []
         var childEnds: [Int32] = []
         defer { for fd in childEnds { close(fd) } }
@@ -62,59 +61,45 @@ public final class Subprocess: @unchecked Sendable {
             guard pgnode_pipe_cloexec(&fds) == 0 else { throw SpawnError(program: arguments[0], code: errno) }
             return (fds[0], fds[1])
         }
+        var options = Spawn.Options()
         var stdinWriter: Int32 = -1
         if stdin != nil {
             let p = try pipePair()
-            posix_spawn_file_actions_adddup2(&actions, p.read, 0)
+            options.standardInput = .descriptor(p.read)
             childEnds.append(p.read)
             stdinWriter = p.write
-        } else {
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         }
         var captureFDs: [(fd: Int32, isError: Bool)] = []
         for (target, stream) in [(Int32(1), stdout), (Int32(2), stderr)] {
+            let spawned: Spawn.Stream
             switch stream {
             case .capture:
                 let p = try pipePair()
-                posix_spawn_file_actions_adddup2(&actions, p.write, target)
+                spawned = .descriptor(p.write)
                 childEnds.append(p.write)
                 parentEnds.append(p.read)
                 captureFDs.append((p.read, target == 2))
             case .discard:
-                posix_spawn_file_actions_addopen(&actions, target, "/dev/null", O_WRONLY, 0)
+                spawned = .null
             case .file(let path):
-                posix_spawn_file_actions_addopen(&actions, target, path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+                spawned = .appending(path)
             }
+            if target == 1 { options.standardOutput = spawned } else { options.standardError = spawned }
         }
-        pgnode_spawn_closefrom(&actions, 3)
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        var allSignals = sigset_t()
-        sigfillset(&allSignals)
-        posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(
-            &attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
-
+        options.closeOtherDescriptors = true
+        options.defaultSignals = true
+        options.newProcessGroup = true
         var env = ProcessInfo.processInfo.environment
         if let environment { env.merge(environment) { $1 } }
-        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        var envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for p in argv { free(p) }
-            for p in envp { free(p) }
-        }
-        var child: pid_t = 0
-        let rc = posix_spawnp(&child, arguments[0], &actions, &attributes, &argv, &envp)
-        guard rc == 0 else {
+        options.environment = env.map { "\($0.key)=\($0.value)" }
+
+        let child: pid_t
+        do {
+            child = try Spawn.start(arguments, options)
+        } catch {
             for fd in parentEnds { close(fd) }
             if stdinWriter >= 0 { close(stdinWriter) }
-            throw SpawnError(program: arguments[0], code: rc)
+            throw SpawnError(program: arguments[0], code: error.code)
         }
         pid = child
         for (fd, isError) in captureFDs {
@@ -220,8 +205,5 @@ public final class Subprocess: @unchecked Sendable {
     /// What it wrote on standard error so far (all of it after `wait`).
     public var standardError: String { lock.withLock { String(decoding: err, as: UTF8.self) } }
 
-    private static func decode(_ status: Int32) -> Int32 {
-        let signal = status & 0x7f
-        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
-    }
+    private static func decode(_ status: Int32) -> Int32 { Spawn.exitStatus(status) }
 }

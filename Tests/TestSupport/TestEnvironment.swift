@@ -99,6 +99,11 @@ public enum Fixtures {
         TestEnvironment.packageRoot.appendingPathComponent("Tests/HostFactsTests/Fixtures/hosts/\(name)").path
     }
 
+    /// The `Fixtures/node/<name>` host root of the node tuning checks (see its README).
+    public static func node(_ name: String) -> String {
+        TestEnvironment.packageRoot.appendingPathComponent("Tests/HostFactsTests/Fixtures/node/\(name)").path
+    }
+
     /// A new empty temporary directory; the caller removes it.
     public static func temporaryDirectory(_ prefix: String = "pgnode-test") throws -> String {
         var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)

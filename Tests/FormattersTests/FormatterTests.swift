@@ -1,0 +1,129 @@
+import Formatters
+import Foundation
+import PGNodeModel
+import Testing
+
+@Suite("Text and NDJSON output")
+struct FormatterTests {
+    func finding(_ check: String, _ severity: Severity, container: String?, evidence: JSONObject = [:]) -> Finding {
+        let resource =
+            container.map {
+                ResourceAttributes(
+                    nodeName: "n1", containerID: $0, containerRuntime: "containerd", podName: "db-0", podUID: "u",
+                    namespace: "prod", containerName: "postgres")
+            } ?? ResourceAttributes(nodeName: "n1")
+        return Finding(
+            observation: Observation(
+                check: check, severity: severity, summary: "\(check) says so.", evidence: evidence),
+            resource: resource, windowStart: Timestamp(nanoseconds: 0), time: Timestamp(nanoseconds: 0))
+    }
+
+    @Test("NDJSON: one parseable object per line")
+    func ndjson() throws {
+        let text = NDJSONFormatter().format([
+            finding("a.b", .ok, container: nil), finding("c.d", .warning, container: "x"),
+        ])
+        let lines = text.split(separator: "\n")
+        #expect(lines.count == 2)
+        for line in lines { _ = try JSONParser.parse(String(line)) }
+        #expect(text.hasSuffix("\n"))
+    }
+
+    @Test("text groups by container with the node first, and has no colour codes off a terminal")
+    func grouping() {
+        let c = String(repeating: "c", count: 64)
+        let text = TextFormatter(colour: false).format([
+            finding("shm.size", .critical, container: c), finding("kernel.btf", .ok, container: nil),
+            finding("shm.enospc", .ok, container: c),
+        ])
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines[0] == "node n1")
+        #expect(text.contains("container cccccccccccc pod prod/db-0 (postgres) [containerd] on n1"))
+        #expect(!text.contains("\u{1B}["))
+        let shmSize = text.range(of: "shm.size")!.lowerBound
+        let shmEnospc = text.range(of: "shm.enospc")!.lowerBound
+        #expect(shmSize < shmEnospc)
+        #expect(TextFormatter(colour: true).format([finding("a", .critical, container: nil)]).contains("\u{1B}[1;31m"))
+    }
+
+    @Test("histograms are drawn as BCC's print_log2_hist draws them")
+    func histogram() {
+        let text = TextFormatter.drawHistogram(
+            [(4096, 8191, 144), (8192, 16383, 222)], unit: "usecs")
+        let lines = text.split(separator: "\n")
+        #expect(lines.count == 3)
+        #expect(lines[0].contains(": count     distribution"))
+        #expect(lines[1].contains("4096 -> 8191"))
+        #expect(lines[2].hasSuffix("|****************************************|"))
+        #expect(lines[1].contains("|**************************              |"))
+        // Columns line up.
+        #expect(
+            lines[1].firstIndex(of: "|").map { lines[1].distance(from: lines[1].startIndex, to: $0) }
+                == lines[2].firstIndex(of: "|").map { lines[2].distance(from: lines[2].startIndex, to: $0) })
+    }
+
+    @Test("histogram evidence is drawn in text output")
+    func histogramEvidence() {
+        let h = Log2Histogram(counts: [0, 0, 4, 9])
+        let text = TextFormatter(colour: false).format([
+            finding("blkio.noise", .warning, container: "x", evidence: ["noise_latency_us": h.json])
+        ])
+        #expect(text.contains("noise_latency_us:"))
+        #expect(text.contains("usecs"))
+        #expect(text.contains("8 -> 15"))
+    }
+
+    @Test("byte counts get a human size")
+    func bytes() {
+        #expect(TextFormatter.humanBytes(67_108_864) == "64.0 MiB")
+        #expect(TextFormatter.humanBytes(1536) == "1.5 KiB")
+        #expect(TextFormatter.humanBytes(12) == "12 B")
+    }
+}
+
+@Suite("Per-process lines")
+struct PerProcessTextTests {
+    @Test("by_pid prints as the BCC tools do: [pid] postgres: role 928K")
+    func byPid() {
+        let evidence: JSONObject = [
+            "by_pid": .array([
+                .object([
+                    "pid": 7382, "role": "checkpointer", "reclaimed_bytes": .int(928 * 1024), "stall_ns": 2_500_000,
+                    "events": 3,
+                ])
+            ])
+        ]
+        let finding = Finding(
+            observation: Observation(check: "memory.reclaim", severity: .warning, summary: "s", evidence: evidence),
+            resource: ResourceAttributes(nodeName: "n"), windowStart: Timestamp(nanoseconds: 0),
+            time: Timestamp(nanoseconds: 0))
+        let text = TextFormatter(colour: false).format([finding])
+        #expect(text.contains("[7382] postgres: checkpointer 928K  stalled 2.5 ms in 3 pass(es)"))
+    }
+
+    @Test("by_pid with a command and a pid in the container; a process that is not the server's")
+    func byPidNamed() {
+        let evidence: JSONObject = [
+            "by_pid": .array([
+                .object([
+                    "pid": 27627, "ns_pid": 15, "command": "postgres", "role": "client backend",
+                    "reclaimed_bytes": .int(647_492 * 1024), "stall_ns": 495_489_992, "events": 322,
+                ]),
+                .object([
+                    "pid": 27700, "ns_pid": .null, "command": "sh", "role": .null, "reclaimed_bytes": 8192,
+                    "stall_ns": 1000, "events": 1,
+                ]),
+            ])
+        ]
+        let finding = Finding(
+            observation: Observation(check: "memory.reclaim", severity: .warning, summary: "s", evidence: evidence),
+            resource: ResourceAttributes(nodeName: "n"), windowStart: Timestamp(nanoseconds: 0),
+            time: Timestamp(nanoseconds: 0))
+        let text = TextFormatter(colour: false).format([finding])
+        #expect(
+            text.contains(
+                "[27627] postgres: client backend 647492K  stalled 495.5 ms in 322 pass(es)  (pid 15 in the container)\n"
+            ))
+        #expect(text.contains("[27700] sh 8K  stalled 0.0 ms in 1 pass(es)\n"))
+    }
+}
