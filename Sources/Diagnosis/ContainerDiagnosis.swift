@@ -61,13 +61,20 @@ public struct WindowFacts: Sendable {
 public enum ContainerDiagnosis {
     /// The checks `staticObservations` reports, in order.
     public static let staticChecks = [ShmSizeCheck.id, MemoryLimitCheck.id]
+    /// The checks of the window that need no probe (`cpu.throttling`: the cgroup's counters at
+    /// both ends), reported for every container, with a probe slot or not.
+    public static let windowChecks = [CPUThrottlingCheck.id]
 
-    /// Every check of one container for a window, in order: the static checks, then, when the
-    /// container holds probe slot `slot` in `window`, the probe checks.
+    /// Every check of one container for a window, in order: the static checks, `cpu.throttling`
+    /// over `cpu` (the container's CPU cgroup between the window's two readings, or why there is
+    /// none), then, when the container holds probe slot `slot` in `window`, the probe checks.
     public static func observations(
-        _ resolution: Resolution, slot: Int?, host: HostRoot, window: WindowFacts?, step: (String) -> Void = { _ in }
+        _ resolution: Resolution, slot: Int?, host: HostRoot, window: WindowFacts?,
+        cpu: Result<CPUCgroupWindow, CheckUnavailable> = .failure(CPUFactsReader.noWindow),
+        step: (String) -> Void = { _ in }
     ) -> [Observation] {
         var observations = staticObservations(resolution, host: host, step: step)
+        observations.append(CPUThrottlingCheck.evaluate(CPUFactsReader.facts(resolution, window: cpu)))
         if let slot, let window {
             // Its own namer: a cache shared with another container's thread (one that may still
             // run, abandoned) would be shared mutable state.

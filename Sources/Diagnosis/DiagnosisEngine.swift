@@ -15,7 +15,8 @@ import Resolution
 ///   thread under three times the container deadline) gives each container a probe slot
 ///   (`TargetSlots`); the first call loads the probes and attaches them, later calls change only
 ///   their target map. Each followed container's `/dev/shm` is sampled meanwhile
-///   (`ShmUsageSampler`).
+///   (`ShmUsageSampler`), and its CPU cgroup read at the window's start and end
+///   (`CPUWindowSampler`; the end of one window starts the next).
 /// - `collect` ends the window: it reads what the probes saw since the previous one (counters as
 ///   differences, per-event entries drained; the last window detaches first and drains the ring
 ///   buffer), takes the samplers' peaks, and runs every check of each container on a thread of
@@ -57,6 +58,10 @@ public actor DiagnosisEngine {
     private var windowStart = Timestamp.now()
     /// Each followed container's `/dev/shm` sampler for the current window, by container id.
     private var samplers: [String: BackgroundWork<Int64?>] = [:]
+    /// Each followed container's CPU cgroup sampler for the current window, by container id.
+    private var cpuSamplers: [String: BackgroundWork<CPUWindowSamples>] = [:]
+    /// The reading of each container's CPU cgroup that ended the last window: the next one's start.
+    private var cpuEndSamples: [String: CPUCgroupSample] = [:]
     /// Containers without a probe slot at the last `follow`.
     private var unfollowed = 0
     private var closed = false
@@ -183,7 +188,14 @@ public actor DiagnosisEngine {
         // is counted); the newly followed ones get theirs.
         let gone = samplers.filter { assigned[$0.key] == nil }
         for id in gone.keys { samplers[id] = nil }
-        _ = await Self.finish(gone)
+        // The CPU samplers follow every container, with a probe slot or not.
+        let followed = Set(found.map(\.container.id))
+        let cpuGone = cpuSamplers.filter { !followed.contains($0.key) }
+        for id in cpuGone.keys { cpuSamplers[id] = nil }
+        cpuEndSamples = cpuEndSamples.filter { followed.contains($0.key) }
+        async let stopped = Self.finish(gone)
+        async let cpuStopped = Self.finish(cpuGone)
+        _ = await (stopped, cpuStopped)
         startSamplers()
     }
 
@@ -193,9 +205,17 @@ public actor DiagnosisEngine {
         configuration.observes && statuses.contains { $0.name == ShmProbe.name && $0.running }
     }
 
-    /// Starts a sampler for each container with a probe slot that has none.
+    /// Starts a `/dev/shm` sampler for each container with a probe slot that has none, and a CPU
+    /// sampler for each followed container that has none (when the engine observes).
     private func startSamplers() {
-        guard samplesShm, !closed else { return }
+        guard configuration.observes, !closed else { return }
+        for resolution in targets where cpuSamplers[resolution.container.id] == nil {
+            let id = resolution.container.id
+            cpuSamplers[id] = CPUWindowSampler.start(
+                resolution, host: configuration.host, threads: deadlines.threads, previous: cpuEndSamples[id])
+            cpuEndSamples[id] = nil
+        }
+        guard samplesShm else { return }
         for resolution in targets
         where slots.slots[resolution.container.id] != nil && samplers[resolution.container.id] == nil {
             if let sampler = ShmUsageSampler.start(
@@ -207,12 +227,12 @@ public actor DiagnosisEngine {
     }
 
     /// Tells the samplers to stop and waits for them together, each at most the deadline.
-    private static func finish(_ samplers: [String: BackgroundWork<Int64?>]) async
-        -> [String: DeadlineOutcome<Int64?>]
+    private static func finish<Value: Sendable>(_ samplers: [String: BackgroundWork<Value>]) async
+        -> [String: DeadlineOutcome<Value>]
     {
-        await withTaskGroup(of: (String, DeadlineOutcome<Int64?>).self) { group in
+        await withTaskGroup(of: (String, DeadlineOutcome<Value>).self) { group in
             for (id, sampler) in samplers { group.addTask { (id, await sampler.finish()) } }
-            var outcomes: [String: DeadlineOutcome<Int64?>] = [:]
+            var outcomes: [String: DeadlineOutcome<Value>] = [:]
             for await (id, outcome) in group { outcomes[id] = outcome }
             return outcomes
         }
@@ -241,8 +261,18 @@ public actor DiagnosisEngine {
         windowStart = now
         // How full each container's /dev/shm got; a sampler stuck past the deadline (a statfs of
         // a hung mount) makes its container's checks unavailable, as its diagnosis would.
-        let sampled = await Self.finish(samplers)
+        // The CPU cgroups' end readings, at the same time (a stuck read, like a stuck statfs,
+        // makes the container's checks unavailable).
+        async let shmOutcomes = Self.finish(samplers)
+        async let cpuOutcomes = Self.finish(cpuSamplers)
+        let (sampled, cpuSampled) = await (shmOutcomes, cpuOutcomes)
         samplers = [:]
+        cpuSamplers = [:]
+        if !last {
+            for (id, outcome) in cpuSampled {
+                if case .finished(let samples) = outcome, let end = samples.endSample { cpuEndSamples[id] = end }
+            }
+        }
         var peaks: [Int: Int64] = [:]
         for (id, outcome) in sampled {
             if case .finished(let peak?) = outcome, let slot = slots.slots[id] { peaks[slot] = peak }
@@ -256,18 +286,24 @@ public actor DiagnosisEngine {
         for resolution in targets where containers?.contains(resolution.container.id) ?? true {
             let id = resolution.container.id
             let slot = configuration.observes ? slots.slots[id] : nil
-            let checks = ContainerDiagnosis.staticChecks + (slot == nil ? [] : statuses.flatMap(\.checks))
+            let checks =
+                ContainerDiagnosis.staticChecks + ContainerDiagnosis.windowChecks
+                + (slot == nil ? [] : statuses.flatMap(\.checks))
+            let cpu = cpuSampled[id]
             var observations: [Observation]
-            if let outcome = sampled[id], case .timedOut = outcome,
-                let (reason, evidence) = ContainerDeadline.reason(outcome, deadline: deadlines.threads.deadline)
+            if let (reason, evidence) = Self.timedOut(sampled[id], deadline: deadlines.threads.deadline)
+                ?? Self.timedOut(cpu, deadline: deadlines.threads.deadline)
             {
                 observations = checks.map { .unavailable(check: $0, reason: reason, evidence: evidence) }
-            } else if let outcome = sampled[id], case .cancelled = outcome {
+            } else if Self.isCancelled(sampled[id]) || Self.isCancelled(cpu) {
                 round.abandoned = true
                 return round
             } else {
+                let cpuWindow = Self.cpuWindow(cpu, deadline: deadlines.threads.deadline)
                 let diagnosed = await deadlines.observations(container: id, checks: checks) { progress in
-                    ContainerDiagnosis.observations(resolution, slot: slot, host: host, window: facts) {
+                    ContainerDiagnosis.observations(
+                        resolution, slot: slot, host: host, window: facts, cpu: cpuWindow
+                    ) {
                         progress.step($0)
                     }
                 }
@@ -291,11 +327,38 @@ public actor DiagnosisEngine {
         return round
     }
 
+    /// Why a sampler that timed out makes its container's checks unavailable; nil otherwise.
+    private static func timedOut<Value>(_ outcome: DeadlineOutcome<Value>?, deadline: Double) -> (String, JSONObject)? {
+        guard let outcome, case .timedOut = outcome else { return nil }
+        return ContainerDeadline.reason(outcome, deadline: deadline)
+    }
+
+    /// Whether a sampler's wait was cancelled (the agent is stopping).
+    private static func isCancelled<Value>(_ outcome: DeadlineOutcome<Value>?) -> Bool {
+        guard let outcome, case .cancelled = outcome else { return false }
+        return true
+    }
+
+    /// The CPU window a sampler's outcome gives: its two readings, why the sampler did not run
+    /// (refused: a stuck earlier read), or no window when there was no sampler (the engine does
+    /// not observe).
+    private static func cpuWindow(_ outcome: DeadlineOutcome<CPUWindowSamples>?, deadline: Double)
+        -> Result<CPUCgroupWindow, CheckUnavailable>
+    {
+        guard let outcome else { return .failure(CPUFactsReader.noWindow) }
+        if case .finished(let samples) = outcome { return samples.window }
+        let reason = ContainerDeadline.reason(outcome, deadline: deadline)?.0 ?? "the CPU cgroup was not sampled"
+        return .failure(CheckUnavailable(reason))
+    }
+
     /// Stops observing: samplers told to stop, probes detached and unloaded, an extracted BTF
     /// removed. Idempotent; the engine follows nothing afterwards.
     public func close() {
         for sampler in samplers.values { sampler.cancel() }
         samplers = [:]
+        for sampler in cpuSamplers.values { sampler.cancel() }
+        cpuSamplers = [:]
+        cpuEndSamples = [:]
         session?.close()
         session = nil
         if !closed { plan.cleanup() }

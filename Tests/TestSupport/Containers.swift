@@ -31,6 +31,8 @@ public struct PostgresContainerOptions: Sendable {
     public var qos = "burstable"
     /// A memory limit in bytes.
     public var memoryLimit: Int64?
+    /// A CPU limit as a CFS quota and period in microseconds (`(50000, 100000)`: half a CPU).
+    public var cpuLimit: (quotaMicroseconds: Int64, periodMicroseconds: Int64)?
     /// A tmpfs size for /dev/shm (e.g. `1g`) instead of the runtime's 64 MiB.
     public var shmSize: String?
     /// Extra mounts in ctr's syntax (`type=bind,src=/x,dst=/y,options=rbind:ro`).
@@ -108,6 +110,9 @@ public enum Containers {
             options.namespace, "--container-name", options.containerName, "--qos", options.qos,
         ]
         if let memory = options.memoryLimit { arguments += ["--memory-limit", String(memory)] }
+        if let cpu = options.cpuLimit {
+            arguments += ["--cpu-quota", String(cpu.quotaMicroseconds), "--cpu-period", String(cpu.periodMicroseconds)]
+        }
         if let shm = options.shmSize { arguments += ["--shm-size", shm] }
         for mount in options.mounts { arguments += ["--mount", mount] }
         for variable in options.environment { arguments += ["--env", variable] }
