@@ -8,10 +8,13 @@ import PGNodeModel
 ///
 /// `create` refuses an `_id` that exists (409), so a retried batch never duplicates a finding, and
 /// it also works for data streams (which take only `create`). The source is the finding with an
-/// `@timestamp` (its `time`) first, the field data streams and Kibana expect.
+/// `@timestamp` (its `time`) first, the field data streams and Kibana expect, and two ECS fields
+/// at the end: `message` (the summary, Kibana's default column) and `event.dataset`.
 public struct ElasticsearchPayload: PayloadEncoder {
     /// The index or data stream.
     public let index: String
+    /// The ECS `event.dataset` of every finding (data stream `logs-pgnode.finding-default`).
+    public static let dataset = "pgnode.finding"
 
     /// The encoder for `index`.
     public init(index: String) { self.index = index }
@@ -27,6 +30,10 @@ public struct ElasticsearchPayload: PayloadEncoder {
             out.append(10)
             var source: JSONObject = ["@timestamp": record.object["time"] ?? .null]
             for member in record.object.members { source[member.key] = member.value }
+            // ECS fields: `message` is Kibana's default column (the summary), `event.dataset`
+            // names the data set (and the data stream `logs-pgnode.finding-default`).
+            source["message"] = record.object["summary"] ?? .null
+            source["event"] = ["dataset": .string(Self.dataset)]
             out += JSONWriter.string(.object(source)).utf8
             out.append(10)
         }

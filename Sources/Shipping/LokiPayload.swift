@@ -6,7 +6,7 @@ import PGNodeModel
 ///                  "severity":"warning"},
 ///                  "values":[["1764118613173000000","<the finding's JSON line>"]]}]}
 ///
-/// Stream labels are few and of low cardinality: `node`, `namespace`, `pod` (the last two only for
+/// Stream labels are few and of low cardinality: `service_name` (`pgnode`), `node`, `namespace`, `pod` (the last two only for
 /// container findings whose pod is known), `check` and `severity`. Timestamps are nanoseconds since
 /// the epoch as strings; each stream's values are in time order, as Loki requires.
 public struct LokiPayload: PayloadEncoder {
@@ -18,7 +18,11 @@ public struct LokiPayload: PayloadEncoder {
     /// The stream labels of `record`.
     public static func labels(_ record: FindingRecord) -> JSONObject {
         let resource = record.resource
-        var labels: JSONObject = ["node": .string(resource["k8s.node.name"]?.stringValue ?? "unknown")]
+        // service_name: the label Loki's own ingestion derives when it is missing (as
+        // "unknown_service"), and the one Grafana's log views group by.
+        var labels: JSONObject = [
+            "service_name": "pgnode", "node": .string(resource["k8s.node.name"]?.stringValue ?? "unknown"),
+        ]
         if let namespace = resource["k8s.namespace.name"]?.stringValue { labels["namespace"] = .string(namespace) }
         if let pod = resource["k8s.pod.name"]?.stringValue { labels["pod"] = .string(pod) }
         labels["check"] = .string(record.check)

@@ -26,7 +26,8 @@ struct EncoderTests {
         #expect(
             container["stream"]
                 == [
-                    "node": "node-1", "namespace": "prod", "pod": "db-0", "check": "shm.size", "severity": "warning",
+                    "service_name": "pgnode", "node": "node-1", "namespace": "prod", "pod": "db-0", "check": "shm.size",
+                    "severity": "warning",
                 ])
         let values = try #require(container["values"]?.arrayValue)
         #expect(values.count == 2)
@@ -35,7 +36,10 @@ struct EncoderTests {
         #expect(values[1].arrayValue?[0] == "2000")
         #expect(values[1].arrayValue?[1].stringValue == late.jsonLine)
         // Node findings have no pod or namespace label (Loki labels are never empty strings).
-        #expect(streams[1]["stream"] == ["node": "node-1", "check": "kernel.btf", "severity": "ok"])
+        #expect(
+            streams[1]["stream"] == [
+                "service_name": "pgnode", "node": "node-1", "check": "kernel.btf", "severity": "ok",
+            ])
         #expect(streams[1]["values"]?.arrayValue?.first?.arrayValue?[0] == "1500")
         // Each value's line parses back to the finding.
         let line = try #require(values[0].arrayValue?[1].stringValue)
@@ -56,8 +60,13 @@ struct EncoderTests {
             let source = try #require(try JSONParser.parse(String(lines[2 * i + 1])).objectValue)
             #expect(source.keys.first == "@timestamp")
             #expect(source["@timestamp"]?.stringValue == finding.time.rfc3339)
+            #expect(source["message"] == finding.json["summary"])
+            #expect(source["event"] == ["dataset": "pgnode.finding"])
+            #expect(source.keys.suffix(2) == ["message", "event"])
             var rest = source
             rest["@timestamp"] = nil
+            rest["message"] = nil
+            rest["event"] = nil
             #expect(JSONValue.object(rest) == finding.json)
         }
     }

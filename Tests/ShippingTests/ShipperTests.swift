@@ -96,7 +96,10 @@ struct ShipperTests {
         case .loki:
             let body = try JSONParser.parse(request.body)
             for stream in body["streams"]?.arrayValue ?? [] {
-                #expect(stream["stream"]?.objectValue?.keys == ["node", "namespace", "pod", "check", "severity"])
+                #expect(
+                    stream["stream"]?.objectValue?.keys == [
+                        "service_name", "node", "namespace", "pod", "check", "severity",
+                    ])
                 for value in stream["values"]?.arrayValue ?? [] {
                     #expect(value.arrayValue?.count == 2)
                     #expect(Int64(value.arrayValue?[0].stringValue ?? "") != nil)
