@@ -29,6 +29,8 @@ public struct ShipperConfiguration: Sendable {
     /// The longest `Retry-After` honoured, in seconds: a longer one (or a date further ahead) waits
     /// this long.
     public var maxRetryAfter: Double
+    /// Headers every request carries (`--endpoint-header`), after pgnode's own.
+    public var headers: [EndpointHeader] = []
 
     /// A configuration with the agent's defaults.
     public init(
@@ -339,6 +341,7 @@ public final class Shipper: @unchecked Sendable {
                 return
             }
         }
+        for header in configuration.headers { headers.append((header.name, header.value)) }
         let response: HTTPResponse
         do {
             response = try transport.post(url: configuration.url, headers: headers, body: body, timeout: timeout)

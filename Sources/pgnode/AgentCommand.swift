@@ -40,7 +40,8 @@ struct AgentCommand: AsyncParsableCommand {
             PGNODE_GZIP=true or false (also 1/0, yes/no, on/off). The variables:
               PGNODE_INTERVAL  PGNODE_EMIT  PGNODE_HEARTBEAT  PGNODE_MIN_SEVERITY
               PGNODE_CONTAINER_DEADLINE  PGNODE_LISTEN  PGNODE_ENDPOINT
-              PGNODE_ENDPOINT_FORMAT  PGNODE_ENDPOINT_INDEX  PGNODE_ENDPOINT_TOKEN_FILE  PGNODE_ENDPOINT_CA
+              PGNODE_ENDPOINT_FORMAT  PGNODE_ENDPOINT_INDEX  PGNODE_ENDPOINT_TOKEN_FILE
+              PGNODE_ENDPOINT_HEADER (one header)  PGNODE_ENDPOINT_CA
               PGNODE_ENDPOINT_CERT  PGNODE_ENDPOINT_KEY  PGNODE_CONNECT_TIMEOUT
               PGNODE_REQUEST_TIMEOUT  PGNODE_BATCH_MAX_FINDINGS  PGNODE_BATCH_MAX_BYTES
               PGNODE_BATCH_WAIT  PGNODE_GZIP  PGNODE_SPOOL_DIR  PGNODE_SPOOL_MAX_BYTES
@@ -102,6 +103,13 @@ struct AgentCommand: AsyncParsableCommand {
         help: ArgumentHelp(
             "A file holding a bearer token; re-read when it changes. Absent at start: no token.", valueName: "path"))
     var endpointTokenFile: String?
+
+    @Option(
+        name: .customLong("endpoint-header"),
+        help: ArgumentHelp(
+            "A header every request carries, e.g. 'X-Scope-OrgID: team-a' (Loki's tenant); repeatable "
+                + "(the variable gives one).", valueName: "'name: value'"))
+    var endpointHeaders: [String] = []
 
     @Option(
         name: .customLong("endpoint-ca"), help: ArgumentHelp("PEM CA bundle to verify the receiver.", valueName: "path")
@@ -173,6 +181,13 @@ struct AgentCommand: AsyncParsableCommand {
         func seconds(_ value: Double, _ flag: String, min: Double, max: Double) throws {
             guard value.isFinite, value >= min, value <= max else {
                 throw ValidationError("\(flag) must be between \(min) and \(max) seconds, not \(value)")
+            }
+        }
+        for header in endpointHeaders {
+            do {
+                _ = try EndpointHeader.parse(header, withTokenFile: endpointTokenFile != nil)
+            } catch {
+                throw ValidationError("--endpoint-header: \(error.description)")
             }
         }
         try seconds(interval, "--interval", min: 0.1, max: 86_400)
@@ -277,11 +292,16 @@ struct AgentCommand: AsyncParsableCommand {
             let client = CurlHTTPClient(
                 tls: TLSOptions(caFile: endpointCA, certificateFile: endpointCert, keyFile: endpointKey),
                 connectTimeout: connectTimeout)
+            var configuration = ShipperConfiguration(
+                url: url, format: endpointFormat, index: endpointIndex, gzip: gzip, tokenFile: tokenFile,
+                requestTimeout: requestTimeout, batchMaxFindings: batchMaxFindings, batchMaxBytes: batchMaxBytes,
+                batchWait: batchWait)
+            // Checked in validate(); a header refused here cannot happen.
+            configuration.headers = endpointHeaders.compactMap {
+                try? EndpointHeader.parse($0, withTokenFile: endpointTokenFile != nil)
+            }
             let shipper = Shipper(
-                configuration: ShipperConfiguration(
-                    url: url, format: endpointFormat, index: endpointIndex, gzip: gzip, tokenFile: tokenFile,
-                    requestTimeout: requestTimeout, batchMaxFindings: batchMaxFindings, batchMaxBytes: batchMaxBytes,
-                    batchWait: batchWait),
+                configuration: configuration,
                 transport: client, spool: spool, deadLetter: DeadLetterFile(path: "\(spoolDir)/dead-letter.ndjson"),
                 metrics: metrics, logger: Logger(label: "pgnode.shipping"))
             shipper.start()

@@ -13,15 +13,17 @@ struct ShipperTests {
         url: String, format: EndpointFormat = .ndjson, spoolDir: String, logs: LogCapture = LogCapture(),
         tokenFile: String? = nil, requestTimeout: Double = 5, batchMaxFindings: Int = 500, batchMaxBytes: Int = 1 << 20,
         queueCapacity: Int = 10_000, maxRetryAfter: Double = RetryAfter.defaultMaximum, spoolReader: SpoolReader? = nil,
-        start: Bool = true
+        headers: [EndpointHeader] = [], start: Bool = true
     ) throws -> (Shipper, MetricsRegistry) {
         let metrics = MetricsRegistry()
+        var configuration = ShipperConfiguration(
+            url: format.resolvedURL(url), format: format, index: "pgnode-test", gzip: true, tokenFile: tokenFile,
+            requestTimeout: requestTimeout, batchMaxFindings: batchMaxFindings, batchMaxBytes: batchMaxBytes,
+            batchWait: 0.05, queueCapacity: queueCapacity, backoff: Backoff(initial: 0.1, maximum: 0.4),
+            maxRetryAfter: maxRetryAfter)
+        configuration.headers = headers
         let shipper = Shipper(
-            configuration: ShipperConfiguration(
-                url: format.resolvedURL(url), format: format, index: "pgnode-test", gzip: true, tokenFile: tokenFile,
-                requestTimeout: requestTimeout, batchMaxFindings: batchMaxFindings, batchMaxBytes: batchMaxBytes,
-                batchWait: 0.05, queueCapacity: queueCapacity, backoff: Backoff(initial: 0.1, maximum: 0.4),
-                maxRetryAfter: maxRetryAfter),
+            configuration: configuration,
             transport: CurlHTTPClient(connectTimeout: 1),
             spool: try Spool(directory: spoolDir, maxBytes: 64 << 20, reader: spoolReader ?? .fileSystem),
             deadLetter: DeadLetterFile(path: "\(spoolDir)/dead-letter.ndjson"), metrics: metrics, logger: logs.logger)
@@ -433,6 +435,24 @@ struct ShipperTests {
             lines.contains { $0.contains("segment-00000000000000000001.ndjson") && $0.contains("reason=bad header") })
         #expect(lines.contains { $0.contains("segment-18446744073709551615.ndjson") && $0.contains("20-digit") })
         #expect(metrics.value(Shipper.Metric.quarantined) == 2)
+    }
+
+    @Test("--endpoint-header: every request carries the given headers (Loki's tenant), after pgnode's own")
+    func endpointHeaders() throws {
+        let receiver = try Receiver(mode: "loki")
+        let spoolDir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: spoolDir) }
+        let headers = [
+            try EndpointHeader.parse("X-Scope-OrgID: team-a"), try EndpointHeader.parse("X-Gateway-Key:\tk1 "),
+        ]
+        let (shipper, _) = try shipper(url: receiver.url(), format: .loki, spoolDir: spoolDir, headers: headers)
+        shipper.submit(Sample.many(3))
+        shipper.shutdown(grace: 10)
+        let requests = receiver.requests()
+        #expect(requests.count == 1)
+        #expect(requests.first?.headers["x-scope-orgid"] == "team-a")
+        #expect(requests.first?.headers["x-gateway-key"] == "k1")
+        #expect(requests.first?.headers["content-encoding"] == "gzip")
     }
 
     @Test("the bearer token follows the token file and is never logged")
