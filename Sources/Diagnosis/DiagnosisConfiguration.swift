@@ -1,4 +1,5 @@
 import HostFacts
+import Resolution
 
 /// How a `DiagnosisEngine` diagnoses the node: what the command line says.
 public struct DiagnosisConfiguration: Sendable {
@@ -17,11 +18,14 @@ public struct DiagnosisConfiguration: Sendable {
     /// that they can run, for `bpf.support`), containers get their static checks only, and
     /// nothing is sampled: `pgnode check --duration 0`.
     public var observes: Bool
+    /// `--namespace`: the Kubernetes namespaces whose containers `DiagnosisEngine.discover`
+    /// follows (empty: every PostgreSQL container on the node).
+    public var namespaces: NamespaceFilter
 
     /// A configuration.
     public init(
         host: HostRoot, nodeName: String, btfOption: String? = nil, btfArchive: String? = nil,
-        containerDeadline: Double = 10, observes: Bool = true
+        containerDeadline: Double = 10, observes: Bool = true, namespaces: NamespaceFilter = NamespaceFilter()
     ) {
         self.host = host
         self.nodeName = nodeName
@@ -29,5 +33,6 @@ public struct DiagnosisConfiguration: Sendable {
         self.btfArchive = btfArchive
         self.containerDeadline = containerDeadline
         self.observes = observes
+        self.namespaces = namespaces
     }
 }

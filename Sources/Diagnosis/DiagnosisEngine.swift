@@ -106,15 +106,19 @@ public actor DiagnosisEngine {
         return observations.map { Finding(observation: $0, resource: resource, windowStart: start, time: end) }
     }
 
-    /// Finds every PostgreSQL container on the node and follows them (`follow`). The process
+    /// Finds every PostgreSQL container on the node (of the configuration's namespaces, when it
+    /// names any) and follows them (`follow`). The process
     /// scan, the resolution of every container and the C libraries they map run on one thread
     /// under three times the container deadline; past it, nothing changes and the error says
     /// where it was stuck; until that thread ends, no other discovery starts.
     public func discover() async throws(DiscoveryError) -> [Resolution] {
         let host = configuration.host
+        let namespaces = configuration.namespaces
         let outcome = await discoveryThreads.run("discovery") { progress in
             progress.step("the node's containers (processes, cgroups, runtime state, PostgreSQL configuration)")
-            let found = Result { () throws(ResolutionError) in try ContainerResolver.resolveAll(host: host) }
+            let found = Result { () throws(ResolutionError) in
+                namespaces.apply(try ContainerResolver.resolveAll(host: host))
+            }
             progress.step("the C libraries the containers' processes map (the probes' targets)")
             return found.map { found in (found, found.map { ProbeTargets.target(for: $0, host: host) }) }
         }

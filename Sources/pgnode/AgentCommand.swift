@@ -7,6 +7,7 @@ import HostFacts
 import Logging
 import OSSupport
 import PGNodeModel
+import Resolution
 import Shipping
 import Sinks
 
@@ -27,6 +28,10 @@ struct AgentCommand: AsyncParsableCommand {
             findings go through an on-disk spool (--spool-dir) to the receiver, in order, with \
             retries; nothing is lost while the receiver is down unless the spool fills up.
 
+            --namespace (repeatable; PGNODE_NAMESPACE gives one) diagnoses only the containers of \
+            pods in those Kubernetes namespaces; a container that Kubernetes does not run has no \
+            namespace and is left out. Node-level findings are emitted either way.
+
             Each container's diagnosis has --container-deadline seconds; past it, its checks are \
             'unavailable' ("timed out reading …") and the round goes on for the others.
 
@@ -46,7 +51,7 @@ struct AgentCommand: AsyncParsableCommand {
               PGNODE_REQUEST_TIMEOUT  PGNODE_BATCH_MAX_FINDINGS  PGNODE_BATCH_MAX_BYTES
               PGNODE_BATCH_WAIT  PGNODE_GZIP  PGNODE_SPOOL_DIR  PGNODE_SPOOL_MAX_BYTES
               PGNODE_SHUTDOWN_GRACE  PGNODE_LOG_LEVEL  PGNODE_HOST_ROOT  PGNODE_BTF
-              PGNODE_BTF_ARCHIVE  PGNODE_NODE_NAME
+              PGNODE_BTF_ARCHIVE  PGNODE_NODE_NAME  PGNODE_NAMESPACE (one namespace)
 
             Examples:
               pgnode agent --host-root /host --listen :9560
@@ -80,6 +85,13 @@ struct AgentCommand: AsyncParsableCommand {
             "Seconds one container's diagnosis may take; past it its checks are 'unavailable'.",
             valueName: "seconds"))
     var containerDeadline: Double = 10
+
+    @Option(
+        name: .customLong("namespace"),
+        help: ArgumentHelp(
+            "Diagnose only the containers of pods in this Kubernetes namespace; repeatable (the variable gives one).",
+            valueName: "namespace"))
+    var namespaces: [String] = []
 
     @Option(
         help: ArgumentHelp(
@@ -190,6 +202,7 @@ struct AgentCommand: AsyncParsableCommand {
                 throw ValidationError("--endpoint-header: \(error.description)")
             }
         }
+        _ = try validateNamespaces(namespaces)
         try seconds(interval, "--interval", min: 0.1, max: 86_400)
         try seconds(containerDeadline, "--container-deadline", min: 0.1, max: 3600)
         try seconds(shutdownGrace, "--shutdown-grace", min: 0, max: 3600)
@@ -316,10 +329,15 @@ struct AgentCommand: AsyncParsableCommand {
             sink = StdoutSink(metrics: metrics)
         }
 
+        if !namespaces.isEmpty {
+            logger.info(
+                "diagnosing only the containers of these namespaces",
+                metadata: ["namespaces": "\(namespaces.joined(separator: ","))"])
+        }
         let engine = DiagnosisEngine(
             configuration: DiagnosisConfiguration(
                 host: host, nodeName: node, btfOption: btfOptions.btf, btfArchive: btfOptions.btfArchive,
-                containerDeadline: containerDeadline),
+                containerDeadline: containerDeadline, namespaces: try validateNamespaces(namespaces)),
             logger: logger, observer: DeadlineMetrics(metrics))
         let loop = AgentLoop(
             source: EngineDiagnosisSource(engine: engine, metrics: metrics), sink: sink, metrics: metrics,

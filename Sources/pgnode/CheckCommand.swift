@@ -5,6 +5,7 @@ import Glibc
 import HostFacts
 import Logging
 import PGNodeModel
+import Resolution
 
 /// `pgnode check`: a one-off diagnosis of this node and its PostgreSQL containers.
 struct CheckCommand: AsyncParsableCommand {
@@ -12,14 +13,18 @@ struct CheckCommand: AsyncParsableCommand {
         commandName: "check",
         abstract: "Diagnose PostgreSQL containers on this node once and print the findings.",
         discussion: """
-            Without --container, every PostgreSQL container on the node is diagnosed. Node-level \
+            Without --container, every PostgreSQL container on the node is diagnosed; --namespace \
+            (repeatable) keeps those whose pod is in one of the namespaces given (a container that \
+            Kubernetes does not run has no namespace and is left out). Node-level \
             findings (kernel, BTF, BPF support) always come first. Every check that ran reports, \
             'ok' included; a check that could not run reports 'unavailable' with its reason. Each \
             container's diagnosis has --container-deadline seconds; past it, its checks report \
             'unavailable' ("timed out reading …") and the others go on.
 
             Text output is coloured on a terminal unless NO_COLOR is set; --verbose prints every \
-            detail (bpf.support's probe environment even when every probe runs).
+            detail (bpf.support's probe environment even when every probe runs). With text output \
+            and stderr on a terminal, a line on stderr says what is observed during the window \
+            ("observing 3 containers for 10 s… Ctrl-C to stop early"), erased when it ends.
 
             Exit status:
               0   the run completed and no finding reached --fail-on
@@ -31,6 +36,7 @@ struct CheckCommand: AsyncParsableCommand {
             Examples:
               pgnode check --container 3f2a9c1b7d4e --duration 30 --format text
               pgnode check --duration 0 --fail-on critical
+              pgnode check --namespace prod --namespace shop --duration 30
               pgnode check --host-root /host --node-name "$NODE_NAME"
             """
     )
@@ -46,6 +52,12 @@ struct CheckCommand: AsyncParsableCommand {
         name: .customLong("pod"),
         help: ArgumentHelp("Diagnose every container of this pod. Repeatable.", valueName: "namespace/name"))
     var pods: [String] = []
+
+    @Option(
+        name: .customLong("namespace"),
+        help: ArgumentHelp(
+            "Diagnose only the containers of pods in this Kubernetes namespace. Repeatable.", valueName: "namespace"))
+    var namespaces: [String] = []
 
     @Option(
         help: ArgumentHelp("How long probes observe, in seconds; 0 runs only the static checks.", valueName: "seconds"))
@@ -83,6 +95,7 @@ struct CheckCommand: AsyncParsableCommand {
         do { try validateTargets(containers: containers, pods: pods) } catch {
             throw ValidationError(error.description)
         }
+        _ = try validateNamespaces(namespaces, containers: containers, pods: pods)
         guard duration >= 0, duration.isFinite, duration <= 86_400 else {
             throw ValidationError("--duration must be between 0 and 86400 seconds, not \(duration)")
         }
@@ -100,16 +113,24 @@ struct CheckCommand: AsyncParsableCommand {
         let windowStart = Timestamp.now()
         let node = NodeIdentity.nodeName(explicit: nodeName, environment: environmentVariables(), host: host)
         // Which containers: resolved first, so that the probes filter on their cgroups.
-        let targets = try resolveTargets(containers: containers, pods: pods, host: host)
+        let filter = try validateNamespaces(namespaces, containers: containers, pods: pods)
+        let targets = try resolveTargets(containers: containers, pods: pods, namespaces: filter, host: host)
         // From here to the end of the window, SIGINT/SIGTERM end the window early.
         let signals = WindowSignals()
         let engine = DiagnosisEngine(
             configuration: DiagnosisConfiguration(
                 host: host, nodeName: node, btfOption: btfOptions.btf, btfArchive: btfOptions.btfArchive,
-                containerDeadline: containerDeadline, observes: duration > 0),
+                containerDeadline: containerDeadline, observes: duration > 0, namespaces: filter),
             logger: Logger(label: "pgnode.check") { _ in SwiftLogNoOpLogHandler() })
         await engine.follow(targets)
-        if duration > 0 { await signals.wait(seconds: duration) }
+        if duration > 0 {
+            let progress = ObservationProgress.make(
+                containers: targets.count, seconds: duration, textOutput: outputFormat == .text,
+                stderrIsTerminal: isatty(2) == 1, environment: environmentVariables())
+            if let progress { writeStandardError(progress.start) }
+            await signals.wait(seconds: duration)
+            if let progress { writeStandardError(progress.end) }
+        }
         signals.restore()
         let end = Timestamp.now()
         let round = await engine.collect(from: windowStart, to: end, last: true)
@@ -122,9 +143,12 @@ struct CheckCommand: AsyncParsableCommand {
         }
     }
 
+    /// `--format`, else text on a terminal and JSON otherwise.
+    private var outputFormat: OutputFormat { format ?? (isatty(1) == 1 ? .text : .json) }
+
     private func emit(_ findings: [Finding]) {
         let terminal = isatty(1) == 1
-        switch format ?? (terminal ? .text : .json) {
+        switch outputFormat {
         case .json: writeStandardOutput(NDJSONFormatter().format(findings))
         case .text:
             let colour = TextFormatter.useColour(terminal: terminal, environment: environmentVariables())

@@ -15,8 +15,12 @@ struct ResolveCommand: ParsableCommand {
             the pod is resolved and printed as {"namespace","name","containers":[...]}. The keys are \
             documented in docs/resolution.md.
 
-            Exit status: 0 when resolved, 1 when no running container matches or a prefix is \
-            ambiguous (the candidates are listed on stderr), 64 on a usage error.
+            Exit status:
+              0   resolved
+              1   a prefix is ambiguous (the candidates are on stderr), the id is a
+                  pod sandbox's, or the process table cannot be read
+              2   no running container matches the id, or none belongs to the pod
+              64  usage error
 
             Examples:
               pgnode resolve 3f2a9c1b7d4e
@@ -66,7 +70,8 @@ struct ResolveCommand: ParsableCommand {
 }
 
 /// A resolution error as the command line reports it: one line on stderr (candidates of an
-/// ambiguous prefix one per line after it), exit 1; a malformed reference is a usage error (64).
+/// ambiguous prefix one per line after it); exit 2 when no container or pod matched, 64 for a
+/// malformed reference (a usage error), 1 otherwise.
 struct ResolutionFailure: Error {
     let error: ResolutionError
 

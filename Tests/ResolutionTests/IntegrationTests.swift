@@ -141,7 +141,7 @@ struct IntegrationTests {
     func errors() throws {
         guard Containers.available() else { return }
         let unknown = try Command.pgnode(["resolve", "ffffffffffffffff"])
-        #expect(unknown.status == 1)
+        #expect(unknown.status == 2)  // no container matched
         #expect(unknown.stderr.hasPrefix("pgnode: no running container matches"))
         #expect(unknown.stderr.split(separator: "\n").count == 1)
         let short = try Command.pgnode(["resolve", "abc"])
