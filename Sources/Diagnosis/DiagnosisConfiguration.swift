@@ -7,6 +7,8 @@ public struct DiagnosisConfiguration: Sendable {
     public var host: HostRoot
     /// `k8s.node.name` for the findings.
     public var nodeName: String
+    /// `k8s.cluster.name` for the findings (`--cluster-name`), if given.
+    public var clusterName: String?
     /// `--btf`: a BTF file for this kernel.
     public var btfOption: String?
     /// `--btf-archive`: a BTFHub-archive directory.
@@ -25,8 +27,10 @@ public struct DiagnosisConfiguration: Sendable {
     /// A configuration.
     public init(
         host: HostRoot, nodeName: String, btfOption: String? = nil, btfArchive: String? = nil,
-        containerDeadline: Double = 10, observes: Bool = true, namespaces: NamespaceFilter = NamespaceFilter()
+        containerDeadline: Double = 10, observes: Bool = true, namespaces: NamespaceFilter = NamespaceFilter(),
+        clusterName: String? = nil
     ) {
+        self.clusterName = clusterName
         self.host = host
         self.nodeName = nodeName
         self.btfOption = btfOption

@@ -95,7 +95,7 @@ public actor DiagnosisEngine {
     /// and `bpf.support` (which probes run, and why the others do not), then the tuning checks
     /// (`KernelChecks.tuning`).
     public func nodeFindings(start: Timestamp, end: Timestamp) -> [Finding] {
-        let resource = ResourceAttributes(nodeName: configuration.nodeName)
+        let resource = ResourceAttributes(nodeName: configuration.nodeName, clusterName: configuration.clusterName)
         let observations =
             [
                 KernelChecks.btf(
@@ -322,7 +322,8 @@ public actor DiagnosisEngine {
                 observations += ContainerDiagnosis.unfollowedObservations(
                     statuses: statuses, slots: Int(PGN_MAX_TARGETS))
             }
-            let resource = resolution.resourceAttributes(nodeName: configuration.nodeName)
+            let resource = resolution.resourceAttributes(
+                nodeName: configuration.nodeName, clusterName: configuration.clusterName)
             round.findings += observations.map {
                 Finding(observation: $0, resource: resource, windowStart: start, time: end)
             }

@@ -71,10 +71,11 @@ public struct Resolution: Sendable, Equatable {
     public var problems: [String]
 
     /// The OpenTelemetry resource attributes of findings about this container.
-    public func resourceAttributes(nodeName: String) -> ResourceAttributes {
+    public func resourceAttributes(nodeName: String, clusterName: String? = nil) -> ResourceAttributes {
         ResourceAttributes(
             nodeName: nodeName, containerID: container.id, containerRuntime: container.runtime?.rawValue,
-            podName: pod.name, podUID: pod.uid, namespace: pod.namespace, containerName: pod.containerName)
+            podName: pod.name, podUID: pod.uid, namespace: pod.namespace, containerName: pod.containerName,
+            clusterName: clusterName)
     }
 
     /// The resolution as one JSON object.

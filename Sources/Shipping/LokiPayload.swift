@@ -6,8 +6,9 @@ import PGNodeModel
 ///                  "severity":"warning"},
 ///                  "values":[["1764118613173000000","<the finding's JSON line>"]]}]}
 ///
-/// Stream labels are few and of low cardinality: `service_name` (`pgnode`), `node`, `namespace`, `pod` (the last two only for
-/// container findings whose pod is known), `check` and `severity`. Timestamps are nanoseconds since
+/// Stream labels are few and of low cardinality: `service_name` (`pgnode`), `cluster` (only with
+/// `--cluster-name`: one value per agent, so it adds no stream), `node`, `namespace`, `pod` (the
+/// last two only for container findings whose pod is known), `check` and `severity`. Timestamps are nanoseconds since
 /// the epoch as strings; each stream's values are in time order, as Loki requires.
 public struct LokiPayload: PayloadEncoder {
     /// The encoder.
@@ -23,6 +24,7 @@ public struct LokiPayload: PayloadEncoder {
         var labels: JSONObject = [
             "service_name": "pgnode", "node": .string(resource["k8s.node.name"]?.stringValue ?? "unknown"),
         ]
+        if let cluster = resource["k8s.cluster.name"]?.stringValue { labels["cluster"] = .string(cluster) }
         if let namespace = resource["k8s.namespace.name"]?.stringValue { labels["namespace"] = .string(namespace) }
         if let pod = resource["k8s.pod.name"]?.stringValue { labels["pod"] = .string(pod) }
         labels["check"] = .string(record.check)

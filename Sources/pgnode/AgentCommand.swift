@@ -52,6 +52,15 @@ struct AgentCommand: AsyncParsableCommand {
               PGNODE_BATCH_WAIT  PGNODE_GZIP  PGNODE_SPOOL_DIR  PGNODE_SPOOL_MAX_BYTES
               PGNODE_SHUTDOWN_GRACE  PGNODE_LOG_LEVEL  PGNODE_HOST_ROOT  PGNODE_BTF
               PGNODE_BTF_ARCHIVE  PGNODE_NODE_NAME  PGNODE_NAMESPACE (one namespace)
+              PGNODE_CLUSTER_NAME
+
+            OpenTelemetry's variables, as its SDKs read them: without --endpoint (or \
+            PGNODE_ENDPOINT), OTEL_EXPORTER_OTLP_LOGS_ENDPOINT (used as is), else \
+            OTEL_EXPORTER_OTLP_ENDPOINT (v1/logs appended) is the endpoint, in the otlp format. \
+            With the otlp format, OTEL_EXPORTER_OTLP_LOGS_HEADERS, else OTEL_EXPORTER_OTLP_HEADERS \
+            (k1=v1,k2=v2, values percent-decoded) add headers (--endpoint-header wins for a name \
+            both give). Without --cluster-name, k8s.cluster.name in OTEL_RESOURCE_ATTRIBUTES is the \
+            cluster's name.
 
             Examples:
               pgnode agent --host-root /host --listen :9560
@@ -189,6 +198,22 @@ struct AgentCommand: AsyncParsableCommand {
             "The node's name for k8s.node.name (default: $NODE_NAME, else the host name).", valueName: "name"))
     var nodeName: String?
 
+    @Option(
+        name: .customLong("cluster-name"),
+        help: ArgumentHelp(
+            "The cluster's name for k8s.cluster.name in every finding (default: none, or OTEL_RESOURCE_ATTRIBUTES').",
+            valueName: "name"))
+    var clusterName: String?
+
+    /// The OpenTelemetry SDK variables (`OTLPEnvironment`), checked.
+    func otlpEnvironment() throws -> OTLPEnvironment {
+        do {
+            return try OTLPEnvironment(environmentVariables(), withTokenFile: endpointTokenFile != nil)
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+
     func validate() throws {
         func seconds(_ value: Double, _ flag: String, min: Double, max: Double) throws {
             guard value.isFinite, value >= min, value <= max else {
@@ -203,6 +228,14 @@ struct AgentCommand: AsyncParsableCommand {
             }
         }
         _ = try validateNamespaces(namespaces)
+        if let clusterName, let problem = ResourceAttributes.clusterNameProblem(clusterName) {
+            throw ValidationError("--cluster-name: \(problem)")
+        }
+        let otlp = try otlpEnvironment()
+        if endpoint == nil, let variable = otlp.endpointVariable, endpointFormat != .ndjson, endpointFormat != .otlp {
+            throw ValidationError(
+                "\(variable) is an OTLP endpoint; --endpoint-format \(endpointFormat.rawValue) needs --endpoint")
+        }
         try seconds(interval, "--interval", min: 0.1, max: 86_400)
         try seconds(containerDeadline, "--container-deadline", min: 0.1, max: 3600)
         try seconds(shutdownGrace, "--shutdown-grace", min: 0, max: 3600)
@@ -226,7 +259,7 @@ struct AgentCommand: AsyncParsableCommand {
             else {
                 throw ValidationError("--endpoint must be an http:// or https:// URL, not '\(endpoint)'")
             }
-        } else {
+        } else if otlp.endpoint == nil {
             // Not --endpoint-token-file: a manifest passes the path of its optional Secret whether
             // or not the ConfigMap sets an endpoint; without one it is not used.
             for (flag, value) in [
@@ -282,14 +315,40 @@ struct AgentCommand: AsyncParsableCommand {
             logger.warning("environment variable names no agent flag; ignored", metadata: ["variable": "\(variable)"])
         }
 
-        let sink: any FindingSink
+        let otlp = (try? otlpEnvironment()) ?? OTLPEnvironment()  // checked in validate()
+        var cluster = clusterName
+        if cluster == nil, let name = otlp.clusterName {
+            cluster = name
+            logger.info(
+                "k8s.cluster.name from the environment",
+                metadata: ["variable": "\(OTLPEnvironment.Variable.resourceAttributes)", "cluster_name": "\(name)"])
+        } else if cluster == nil, let problem = otlp.resourceAttributesProblem {
+            logger.warning(
+                "environment variable not usable; ignored",
+                metadata: ["variable": "\(OTLPEnvironment.Variable.resourceAttributes)", "reason": "\(problem)"])
+        }
+        // Where findings go: --endpoint (or PGNODE_ENDPOINT), else OpenTelemetry's variables.
+        let target: (url: String, format: EndpointFormat, source: String)?
         if let endpoint {
+            let fromVariable = environmentVariables()["PGNODE_ENDPOINT"] == endpoint
+            target = (
+                endpointFormat.resolvedURL(endpoint), endpointFormat, fromVariable ? "PGNODE_ENDPOINT" : "--endpoint"
+            )
+        } else if let url = otlp.endpoint, let variable = otlp.endpointVariable {
+            target = (url, .otlp, variable)
+        } else {
+            target = nil
+        }
+
+        let sink: any FindingSink
+        if let target {
+            let endpointFormat = target.format
             var tokenFile = endpointTokenFile
             if let path = tokenFile, !HostRoot("/").exists(path) {
                 logger.warning("endpoint token file absent; requests carry no token", metadata: ["path": "\(path)"])
                 tokenFile = nil
             }
-            let url = endpointFormat.resolvedURL(endpoint)
+            let url = target.url
             let spool: Spool
             do {
                 spool = try Spool(directory: spoolDir, maxBytes: spoolMaxBytes)
@@ -313,6 +372,17 @@ struct AgentCommand: AsyncParsableCommand {
             configuration.headers = endpointHeaders.compactMap {
                 try? EndpointHeader.parse($0, withTokenFile: endpointTokenFile != nil)
             }
+            if let variable = otlp.headersVariable {
+                if endpointFormat == .otlp {
+                    // --endpoint-header wins for a name both give.
+                    let given = Set(configuration.headers.map { $0.name.lowercased() })
+                    configuration.headers += otlp.headers.filter { !given.contains($0.name.lowercased()) }
+                } else {
+                    logger.warning(
+                        "OpenTelemetry headers are for the otlp format; ignored",
+                        metadata: ["variable": "\(variable)", "format": "\(endpointFormat.rawValue)"])
+                }
+            }
             let shipper = Shipper(
                 configuration: configuration,
                 transport: client, spool: spool, deadLetter: DeadLetterFile(path: "\(spoolDir)/dead-letter.ndjson"),
@@ -322,8 +392,9 @@ struct AgentCommand: AsyncParsableCommand {
             logger.info(
                 "shipping findings",
                 metadata: [
-                    "endpoint": "\(url)", "format": "\(endpointFormat.rawValue)", "spool_dir": "\(spoolDir)",
-                    "gzip": "\(gzip)",
+                    "endpoint": "\(url)", "endpoint_source": "\(target.source)",
+                    "format": "\(endpointFormat.rawValue)", "spool_dir": "\(spoolDir)", "gzip": "\(gzip)",
+                    "headers": "\(configuration.headers.map(\.name).joined(separator: ","))",
                 ])
         } else {
             sink = StdoutSink(metrics: metrics)
@@ -337,7 +408,8 @@ struct AgentCommand: AsyncParsableCommand {
         let engine = DiagnosisEngine(
             configuration: DiagnosisConfiguration(
                 host: host, nodeName: node, btfOption: btfOptions.btf, btfArchive: btfOptions.btfArchive,
-                containerDeadline: containerDeadline, namespaces: try validateNamespaces(namespaces)),
+                containerDeadline: containerDeadline, namespaces: try validateNamespaces(namespaces),
+                clusterName: cluster),
             logger: logger, observer: DeadlineMetrics(metrics))
         let loop = AgentLoop(
             source: EngineDiagnosisSource(engine: engine, metrics: metrics), sink: sink, metrics: metrics,

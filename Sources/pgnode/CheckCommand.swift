@@ -37,7 +37,7 @@ struct CheckCommand: AsyncParsableCommand {
               pgnode check --container 3f2a9c1b7d4e --duration 30 --format text
               pgnode check --duration 0 --fail-on critical
               pgnode check --namespace prod --namespace shop --duration 30
-              pgnode check --host-root /host --node-name "$NODE_NAME"
+              pgnode check --host-root /host --node-name "$NODE_NAME" --cluster-name prod-eu
             """
     )
 
@@ -91,6 +91,12 @@ struct CheckCommand: AsyncParsableCommand {
             "The node's name for k8s.node.name (default: $NODE_NAME, else the host name).", valueName: "name"))
     var nodeName: String?
 
+    @Option(
+        name: .customLong("cluster-name"),
+        help: ArgumentHelp(
+            "The cluster's name for k8s.cluster.name in every finding (default: none).", valueName: "name"))
+    var clusterName: String?
+
     func validate() throws {
         do { try validateTargets(containers: containers, pods: pods) } catch {
             throw ValidationError(error.description)
@@ -102,6 +108,9 @@ struct CheckCommand: AsyncParsableCommand {
         guard containerDeadline.isFinite, containerDeadline >= 0.1, containerDeadline <= 3600 else {
             throw ValidationError(
                 "--container-deadline must be between 0.1 and 3600 seconds, not \(containerDeadline)")
+        }
+        if let clusterName, let problem = ResourceAttributes.clusterNameProblem(clusterName) {
+            throw ValidationError("--cluster-name: \(problem)")
         }
         if let failOn, failOn == .ok || failOn == .unavailable {
             throw ValidationError("--fail-on takes info, warning or critical, not '\(failOn.rawValue)'")
@@ -120,7 +129,8 @@ struct CheckCommand: AsyncParsableCommand {
         let engine = DiagnosisEngine(
             configuration: DiagnosisConfiguration(
                 host: host, nodeName: node, btfOption: btfOptions.btf, btfArchive: btfOptions.btfArchive,
-                containerDeadline: containerDeadline, observes: duration > 0, namespaces: filter),
+                containerDeadline: containerDeadline, observes: duration > 0, namespaces: filter,
+                clusterName: clusterName),
             logger: Logger(label: "pgnode.check") { _ in SwiftLogNoOpLogHandler() })
         await engine.follow(targets)
         if duration > 0 {

@@ -194,4 +194,40 @@ struct EncoderTests {
         #expect(Timestamp(rfc3339: "2026-11-26T01:56:53Z") == Timestamp(nanoseconds: 1_795_658_213_000_000_000))
         #expect(Timestamp(rfc3339: "2026-11-26 01:56:53") == nil)
     }
+
+    @Test(
+        "k8s.cluster.name (--cluster-name) reaches every format: the line, an OTLP resource attribute, a Loki label, the document"
+    )
+    func clusterName() throws {
+        var containerResource = Sample.container(1)
+        containerResource.clusterName = "prod-eu"
+        let container = Sample.finding("shm.size", .warning, resource: containerResource, window: 1)
+        let node = Sample.finding(
+            "kernel.btf", .ok, resource: ResourceAttributes(nodeName: "node-1", clusterName: "prod-eu"), window: 2)
+        let records = Sample.records([container, node])
+        for finding in [container, node] {
+            #expect(finding.json["resource"]?["k8s.cluster.name"] == "prod-eu")
+            #expect(finding.jsonLine.contains(#""k8s.node.name":"node-1","k8s.cluster.name":"prod-eu""#))
+        }
+        // Without --cluster-name the key is absent, not null.
+        #expect(Sample.finding().json["resource"]?.objectValue?["k8s.cluster.name"] == nil)
+        #expect(!Sample.finding().jsonLine.contains("k8s.cluster.name"))
+
+        let otlp = try parse(OTLPPayload().encode(records))
+        let resources = try #require(otlp["resourceLogs"]?.arrayValue)
+        #expect(resources.count == 2)
+        for resource in resources {
+            let attributes = resource["resource"]?["attributes"]?.arrayValue ?? []
+            #expect(
+                attributes.contains { $0["key"] == "k8s.cluster.name" && $0["value"] == ["stringValue": "prod-eu"] })
+        }
+        let loki = try parse(LokiPayload().encode(records))
+        #expect(loki["streams"]?.arrayValue?.allSatisfy { $0["stream"]?["cluster"] == "prod-eu" } == true)
+        let bulk = String(decoding: ElasticsearchPayload(index: "x").encode(records), as: UTF8.self)
+        let documents = bulk.split(separator: "\n").enumerated().filter { $0.offset % 2 == 1 }
+        #expect(documents.count == 2)
+        for document in documents {
+            #expect(try JSONParser.parse(String(document.element))["resource"]?["k8s.cluster.name"] == "prod-eu")
+        }
+    }
 }
