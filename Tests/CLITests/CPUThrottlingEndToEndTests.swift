@@ -142,7 +142,10 @@ struct CPUThrottlingEndToEndTests {
             }
             let directory = try Fixtures.temporaryDirectory("pgnode-cpu-agent")
             defer { try? FileManager.default.removeItem(atPath: directory) }
-            let agent = try AgentProcess(["--interval", "3", "--node-name", "cpu-node"], directory: directory)
+            // --emit all: the test counts windows, and the default (changes) emits the idle
+            // container's unchanged `ok` once per heartbeat.
+            let agent = try AgentProcess(
+                ["--interval", "3", "--emit", "all", "--node-name", "cpu-node"], directory: directory)
             defer { _ = agent.stop(SIGKILL) }
             // Two windows of findings for both containers (hang guard 120 s): the second starts
             // where the first ended.
