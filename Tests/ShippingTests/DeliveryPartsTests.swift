@@ -105,7 +105,7 @@ struct DeliveryPartsTests {
             text.append(contentsOf: scalars)
             let value = String(text)
             if let seconds = RetryAfter.seconds(value, now: now) {
-                #expect(seconds >= 0 && seconds <= RetryAfter.defaultMaximum, "\(value)")
+                #expect((0...RetryAfter.defaultMaximum).contains(seconds), "\(value)")
                 parsed += 1
             }
             _ = HTTPDate.epochSeconds(value, now: now)
