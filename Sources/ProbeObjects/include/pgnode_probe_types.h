@@ -135,10 +135,10 @@ struct pgn_blk_counts {
  * and the per-target counts of the device (user space sums a device's queues).
  */
 struct pgn_blk_queue {
-    unsigned int dev;  /* major << 20 | minor */
-    unsigned int hctx; /* hardware queue number */
-    int waiting_any;   /* requests of all targets waiting here */
-    int pad;
+    unsigned int dev;       /* major << 20 | minor */
+    unsigned int hctx;      /* hardware queue number */
+    int waiting_any;        /* requests of all targets waiting here */
+    unsigned int tag_range; /* 1 + the queue's range of per-tag entries in blk_tags; 0: none */
     int waiting[PGN_MAX_TARGETS];
     unsigned long long own_requests[PGN_MAX_TARGETS];   /* the target's requests completed here */
     unsigned long long noise_requests[PGN_MAX_TARGETS]; /* others' completions here while it waited */
@@ -152,8 +152,10 @@ struct pgn_blk_neighbour_key {
 };
 
 /*
- * Per-request state (LRU_HASH keyed by the request's address: bounded, stale entries replaced):
- * target requests, and other requests only where the kernel gives no timestamp or owner of its own.
+ * Per-request state (LRU_HASH keyed by the request's address: bounded, stale entries replaced)
+ * where a request has no per-tag entry (blk_tags): target requests without a bio, on queues
+ * without a tag range or with tags beyond it; other requests only where the kernel gives no
+ * timestamp or owner of its own.
  */
 struct pgn_blk_request {
     unsigned long long start_ns;  /* insert, or issue for requests that skip the scheduler */
