@@ -26,10 +26,12 @@ public enum BlkioObject {
         case blkNeighbours = "blk_neighbours"
         case blkNoiseHist = "blk_noise_hist"
         case blkOwnHist = "blk_own_hist"
-        case blkQueueZero = "blk_queue_zero"
+        case blkQueueInit = "blk_queue_init"
         case blkQueues = "blk_queues"
         case blkRequests = "blk_requests"
         case blkState = "blk_state"
+        case blkTagOwners = "blk_tag_owners"
+        case blkTags = "blk_tags"
         case targets = "targets"
     }
 }
