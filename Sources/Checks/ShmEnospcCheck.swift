@@ -135,7 +135,8 @@ public enum ShmEnospcCheck {
             evidence: evidence,
             remedy:
                 "Give /dev/shm at least \(size / (1 << 20))Mi. "
-                + OperatorRemedies.shm(size: "\(size / (1 << 20))Mi", kind: shmKind, operator: runBy)
+                + OperatorRemedies.shm(size: "\(size / (1 << 20))Mi", kind: shmKind, operator: runBy) + "\n"
+                + ShmMemoryLimit.note(shmBytes: size, limit: nil, operator: runBy)
                 + "\nOr lower work_mem / max_parallel_workers_per_gather for the failing queries.")
     }
 }
