@@ -175,11 +175,13 @@ public enum HugePagesCheck {
         {
             let reservationStops = limits.reservationLimit?.bytes.map { $0 < neededBytes } ?? false
             if !reservationStops {
-                let rsvd =
-                    limits.reservationLimit == nil
-                    ? "no hugetlb reservation limit (\(limits.version == 1 ? "rsvd.limit_in_bytes" : "rsvd.max") "
-                        + "absent)"
-                    : "a reservation limit that does not stop the mapping"
+                let file = limits.version == 1 ? "rsvd.limit_in_bytes" : "rsvd.max"
+                let rsvd: String
+                switch limits.reservationLimit {
+                case nil: rsvd = "no hugetlb reservation limit (\(file) absent)"
+                case .unlimited?: rsvd = "no hugetlb reservation limit (\(file) unlimited)"
+                case .bytes(let b)?: rsvd = "a reservation limit (\(mib(b))) that does not stop the mapping"
+                }
                 let sizeName = HugetlbCgroupLimits.sizeName(pageSizeBytes: pool.pageSizeBytes)
                 let now =
                     onHugePages == false

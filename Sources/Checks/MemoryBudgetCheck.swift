@@ -166,7 +166,7 @@ public enum MemoryBudgetCheck {
     static func observe(_ facts: MemoryBudgetFacts) -> Observation {
         var evidence: JSONObject = [:]
         facts.runBy.addEvidence(to: &evidence)
-        let settings: JSONObject = [
+        var settings: JSONObject = [
             "shared_buffers_bytes": ShmSizeCheck.setting(facts.sharedBuffers) { .int($0) },
             "wal_buffers_bytes": ShmSizeCheck.setting(facts.walBuffers) { .int($0) },
             "work_mem_bytes": ShmSizeCheck.setting(facts.workMem) { .int($0) },
@@ -177,6 +177,12 @@ public enum MemoryBudgetCheck {
             "max_parallel_workers": ShmSizeCheck.setting(facts.maxParallelWorkers) { .int($0) },
             "max_worker_processes": ShmSizeCheck.setting(facts.maxWorkerProcesses) { .int($0) },
         ]
+        // -1 (a negative number of bytes) is PostgreSQL's "automatic": shown as -1, without a unit.
+        for (name, fact) in [("wal_buffers", facts.walBuffers), ("autovacuum_work_mem", facts.autovacuumWorkMem)] {
+            guard case .success(let s) = fact, s.value < 0 else { continue }
+            settings["\(name)_bytes"] = nil
+            settings[name] = .object(["value": .int(-1), "source": .string(s.source)])
+        }
         evidence["settings"] = .object(settings)
         let limit: Int64?
         switch facts.limit {

@@ -29,7 +29,7 @@ public struct ShmMemoryLimit: Sendable, Equatable {
 
     /// The sentence a `/dev/shm` remedy ends with: it counts against the memory limit, and when
     /// `shmBytes` with the shared memory does not fit the limit, how far to raise it (in the
-    /// operator's terms) or what to lower instead. `limit` nil: the limit is not known.
+    /// operator's terms) or what to lower instead (the remedy's last line: what makes /dev/shm need less). `limit` nil: the limit is not known.
     public static func note(shmBytes: Int64, limit: ShmMemoryLimit?, operator op: PostgresOperator) -> String {
         let shm = "\(ShmSizeCheck.roundUpToMiB(max(0, shmBytes)) >> 20)Mi"
         guard let limit else {
@@ -52,7 +52,7 @@ public struct ShmMemoryLimit: Sendable, Equatable {
         return "A memory-backed /dev/shm counts against the pod's memory limit: \(parts) = "
             + "\(ShmSizeCheck.mib(needed)), more than the limit (\(ShmSizeCheck.mib(bytes))). Raise the limit by "
             + "\(raiseTo.subtractingSaturating(bytes) >> 20)Mi to at least \(raiseTo >> 20)Mi (see memory.budget for "
-            + "the backends in full). " + OperatorRemedies.memory("\(raiseTo >> 20)Mi", operator: op)
-            + "\nOr lower work_mem or max_parallel_workers_per_gather so that /dev/shm needs less, or shared_buffers."
+            + "the backends in full), or lower shared_buffers. "
+            + OperatorRemedies.memory("\(raiseTo >> 20)Mi", operator: op)
     }
 }

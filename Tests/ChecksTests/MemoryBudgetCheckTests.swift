@@ -25,6 +25,10 @@ struct MemoryBudgetCheckTests {
     func overLimit() throws {
         let o = MemoryBudgetCheck.evaluate(Self.facts())
         #expect(o.severity == .warning, "\(o.summary)")
+        // -1 is shown as PostgreSQL spells it, without a unit.
+        #expect(o.evidence["settings"]?["wal_buffers"]?["value"] == .int(-1))
+        #expect(o.evidence["settings"]?["wal_buffers_bytes"] == nil)
+        #expect(o.evidence["settings"]?["autovacuum_work_mem"]?["value"] == .int(-1))
         let terms = try #require(o.evidence["terms"])
         #expect(terms["shared_buffers_bytes"] == .int(256 << 20))
         #expect(terms["wal_buffers_bytes"] == .int(8 << 20))  // 256 MB / 32
@@ -119,7 +123,7 @@ struct MemoryBudgetCheckTests {
                 "1632Mi of /dev/shm + shared_buffers 256 MiB + wal_buffers 8 MiB + 128 MiB for the backends = 2024 MiB, "
                     + "more than the limit (512 MiB). Raise the limit by 1536Mi to at least 2048Mi"), "\(remedy)")
         #expect(remedy.contains("resources: {requests: {memory: 2048Mi}, limits: {memory: 2048Mi}}"), "\(remedy)")
-        #expect(remedy.contains("Or lower work_mem or max_parallel_workers_per_gather"), "\(remedy)")
+        #expect(remedy.contains("Or need less: lower work_mem"), "\(remedy)")
         // And memory.budget warns about the same pod.
         #expect(MemoryBudgetCheck.evaluate(budget).severity == .warning)
 

@@ -70,6 +70,10 @@ struct HugePagesDiagnosisFixtureTests {
         let o = try Self.hugePages(fixture)
         #expect(o.severity == .critical, "\(o.summary)")
         #expect(o.summary.contains("SIGBUS"), "\(o.summary)")
+        #expect(
+            o.summary.contains("no hugetlb reservation limit (rsvd.limit_in_bytes unlimited), while huge_pages = try"),
+            "\(o.summary)")
+        print("memory.hugepages on the v1 fixture: \(o.summary)")
         #expect(o.evidence["hugetlb"]?["cgroup_version"] == .int(1))
         #expect(o.evidence["hugetlb"]?["limit_bytes"] == .int(0))
         #expect(o.evidence["hugetlb"]?["rsvd_limit_bytes"] == "max")
