@@ -95,16 +95,15 @@ public enum HugePagesCheck {
         case .success(let s): mode = s.value
         case .failure(let why): invalid.append(why)
         }
-        var requestedSize: Int64? = 0
+        var requestedSize: Int64? = nil
         switch facts.hugePageSize {
-        case .success(let s): requestedSize = s?.value ?? 0
-        case .failure(let why): invalid.append(why)
-        }
-        if let size = requestedSize, size < 0 {
+        case .success(let s?) where s.value < 0:
             invalid.append(
                 InvalidSetting(
-                    name: "huge_page_size", text: "\(size)", source: "x",
+                    name: "huge_page_size", text: "\(s.value)", source: s.source,
                     reason: "no PostgreSQL server has this value (negative)"))
+        case .success(let s): requestedSize = s?.value ?? 0
+        case .failure(let why): invalid.append(why)
         }
         guard invalid.isEmpty, let mode, let requestedSize else {
             return .unavailable(check: id, reason: InvalidSetting.reason(invalid), evidence: evidence)
