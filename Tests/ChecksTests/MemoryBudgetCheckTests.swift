@@ -136,6 +136,27 @@ struct MemoryBudgetCheckTests {
         #expect(roomy.remedy.contains("Raise the limit") == false)
     }
 
+    @Test("shm.enospc's remedy adds its /dev/shm up against the memory limit too, in the operator's terms")
+    func enospcAgrees() {
+        let report = ShmProbeReport(
+            failures: [.init(pid: 10, requestedBytes: 1 << 30, firstSeen: Timestamp(nanoseconds: 1))],
+            dsmPeakBytes: 0, roles: [:])
+        let cnpg = PostgresOperator(kind: .cloudNativePG, cluster: "pg", namespace: "db")
+        let o = ShmEnospcCheck.evaluate(
+            report, shmSizeBytes: 64 << 20, shmKind: .memoryEmptyDir, runBy: cnpg,
+            memoryLimit: ShmMemoryLimit(limitBytes: 512 << 20, sharedBuffersBytes: 256 << 20, walBuffersBytes: 8 << 20))
+        #expect(o.severity == .critical)
+        // The remedy's 2560Mi of /dev/shm + 256 + 8 + 128 MiB = 2952 MiB → 3072Mi.
+        #expect(
+            o.remedy.contains(
+                "= 2952 MiB, more than the limit (512 MiB). Raise the limit by 2560Mi to at least 3072Mi"),
+            "\(o.remedy)")
+        #expect(
+            o.remedy.contains(#"kubectl patch cluster pg -n db --type merge -p '{"spec":{"resources":"#), "\(o.remedy)")
+        let unknown = ShmEnospcCheck.evaluate(report, shmSizeBytes: 64 << 20)
+        #expect(unknown.remedy.contains("counts against the pod's memory limit"), "\(unknown.remedy)")
+    }
+
     @Test("every remedy that adds memory-backed /dev/shm says it counts against the pod's memory limit")
     func everyRemedySaysSo() {
         let operators: [PostgresOperator] = [
