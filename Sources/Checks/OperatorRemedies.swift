@@ -52,8 +52,9 @@ public enum OperatorRemedies {
                 + "  kubectl get sgcluster \(name)\(ns) -o jsonpath='{.spec.sgInstanceProfile}'"
         case .none:
             if kind == .memoryEmptyDir {
-                return "Raise the sizeLimit of the memory emptyDir already mounted at /dev/shm to \(size), in the pod "
-                    + "template of the StatefulSet (or Deployment) that owns the pod:\n"
+                return "Raise the sizeLimit of the memory emptyDir already mounted at /dev/shm to \(size) (it counts "
+                    + "against the pod's memory limit), in the pod template of the StatefulSet (or Deployment) that "
+                    + "owns the pod:\n"
                     + "  volumes[].emptyDir.sizeLimit: \(size)   # the volume mounted at /dev/shm"
             }
             let host =

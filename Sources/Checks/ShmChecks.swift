@@ -30,6 +30,9 @@ public struct ShmSizeFacts: Sendable, Equatable {
     public var minDynamicSharedMemory: Result<SettingValue<Int64>, InvalidSetting>
     /// The operator that runs the server: the remedy names its setting.
     public var runBy: PostgresOperator
+    /// The container's memory limit and the shared memory under it, which a larger memory-backed
+    /// `/dev/shm` competes with; nil when not known.
+    public var memoryLimit: ShmMemoryLimit?
 
     /// The facts for one server: each setting a value PostgreSQL accepts (`.success`) or the
     /// text it refuses (`.failure`).
@@ -40,9 +43,11 @@ public struct ShmSizeFacts: Sendable, Equatable {
         hashMemMultiplier: Result<SettingValue<Double>, InvalidSetting>,
         maxParallelWorkersPerGather: Result<SettingValue<Int64>, InvalidSetting>,
         maxParallelWorkers: Result<SettingValue<Int64>, InvalidSetting>,
-        minDynamicSharedMemory: Result<SettingValue<Int64>, InvalidSetting>, runBy: PostgresOperator = .none
+        minDynamicSharedMemory: Result<SettingValue<Int64>, InvalidSetting>, runBy: PostgresOperator = .none,
+        memoryLimit: ShmMemoryLimit? = nil
     ) {
         self.runBy = runBy
+        self.memoryLimit = memoryLimit
         self.mount = mount
         self.dynamicSharedMemoryType = dynamicSharedMemoryType
         self.workMem = workMem
@@ -225,6 +230,10 @@ public enum ShmSizeCheck {
         let usage = size > 0 ? Double(mount.usedBytes) / Double(size) : 0
         let recommended = roundUpToMiB(max(concurrentBudget, budget).addingSaturating(budget / 4))
         evidence["recommended_shm_bytes"] = .int(recommended)
+        if let limit = facts.memoryLimit {
+            evidence["memory_limit_bytes"] = .from(limit.limitBytes)
+            evidence["memory_needed_with_recommended_shm_bytes"] = .int(limit.neededBytes(shmBytes: recommended))
+        }
 
         if size < budget {
             return Observation(
@@ -232,13 +241,13 @@ public enum ShmSizeCheck {
                 summary:
                     "/dev/shm is \(mib(size)) but one parallel hash join may need \(mib(budget)) of dynamic shared memory "
                     + "there; such queries fail with 'could not resize shared memory segment … No space left on device'.",
-                evidence: evidence, remedy: remedy(recommended: recommended, kind: mount.kind, operator: facts.runBy))
+                evidence: evidence, remedy: remedy(recommended: recommended, kind: mount.kind, facts))
         }
         if usage > usageWarningFraction {
             return Observation(
                 check: id, severity: .warning,
                 summary: "/dev/shm is \(percent(usage)) % full (\(mib(mount.usedBytes)) of \(mib(size))).",
-                evidence: evidence, remedy: remedy(recommended: recommended, kind: mount.kind, operator: facts.runBy))
+                evidence: evidence, remedy: remedy(recommended: recommended, kind: mount.kind, facts))
         }
         if size < concurrentBudget {
             return Observation(
@@ -246,7 +255,7 @@ public enum ShmSizeCheck {
                 summary:
                     "/dev/shm (\(mib(size))) holds one parallel hash join (\(mib(budget))) but not the \(gathers) "
                     + "that max_parallel_workers allows at once (\(mib(concurrentBudget))).",
-                evidence: evidence, remedy: remedy(recommended: recommended, kind: mount.kind, operator: facts.runBy))
+                evidence: evidence, remedy: remedy(recommended: recommended, kind: mount.kind, facts))
         }
         return Observation(
             check: id, severity: .ok,
@@ -256,8 +265,9 @@ public enum ShmSizeCheck {
             evidence: evidence)
     }
 
-    static func remedy(recommended: Int64, kind: ShmSizeFacts.MountKind, operator op: PostgresOperator) -> String {
-        OperatorRemedies.shm(size: "\(recommended / (1 << 20))Mi", kind: kind, operator: op)
+    static func remedy(recommended: Int64, kind: ShmSizeFacts.MountKind, _ facts: ShmSizeFacts) -> String {
+        OperatorRemedies.shm(size: "\(recommended / (1 << 20))Mi", kind: kind, operator: facts.runBy) + "\n"
+            + ShmMemoryLimit.note(shmBytes: recommended, limit: facts.memoryLimit, operator: facts.runBy)
             + "\nOr need less: lower work_mem (per session: SET work_mem) or max_parallel_workers_per_gather."
     }
 

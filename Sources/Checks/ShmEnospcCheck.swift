@@ -72,15 +72,19 @@ public enum ShmEnospcCheck {
 
     /// The observation for one container whose `/dev/shm` is `shmSizeBytes` large and provided
     /// as `shmKind` (nil: unknown), with a server run by `runBy`.
+    /// `memoryLimit`: the container's memory limit and the shared memory under it, which the
+    /// remedy's larger `/dev/shm` is added up against (nil: not known).
     public static func evaluate(
         _ report: ShmProbeReport, shmSizeBytes: Int64?, shmKind: ShmSizeFacts.MountKind? = nil,
-        runBy: PostgresOperator = .none
+        runBy: PostgresOperator = .none, memoryLimit: ShmMemoryLimit? = nil
     ) -> Observation {
-        observe(report, shmSizeBytes: shmSizeBytes, shmKind: shmKind, runBy: runBy).flaggingSaturatedValues()
+        observe(report, shmSizeBytes: shmSizeBytes, shmKind: shmKind, runBy: runBy, memoryLimit: memoryLimit)
+            .flaggingSaturatedValues()
     }
 
     static func observe(
-        _ report: ShmProbeReport, shmSizeBytes: Int64?, shmKind: ShmSizeFacts.MountKind?, runBy: PostgresOperator
+        _ report: ShmProbeReport, shmSizeBytes: Int64?, shmKind: ShmSizeFacts.MountKind?, runBy: PostgresOperator,
+        memoryLimit: ShmMemoryLimit?
     ) -> Observation {
         let total = report.failures.map { max(1, $0.count) }.saturatingSum()
         var evidence: JSONObject = ["failures": .int(total)]
@@ -135,7 +139,8 @@ public enum ShmEnospcCheck {
             evidence: evidence,
             remedy:
                 "Give /dev/shm at least \(size / (1 << 20))Mi. "
-                + OperatorRemedies.shm(size: "\(size / (1 << 20))Mi", kind: shmKind, operator: runBy)
+                + OperatorRemedies.shm(size: "\(size / (1 << 20))Mi", kind: shmKind, operator: runBy) + "\n"
+                + ShmMemoryLimit.note(shmBytes: size, limit: memoryLimit, operator: runBy)
                 + "\nOr lower work_mem / max_parallel_workers_per_gather for the failing queries.")
     }
 }

@@ -60,7 +60,7 @@ public struct WindowFacts: Sendable {
 /// read, so that a diagnosis that does not finish in time can say where it was.
 public enum ContainerDiagnosis {
     /// The checks `staticObservations` reports, in order.
-    public static let staticChecks = [ShmSizeCheck.id, MemoryLimitCheck.id]
+    public static let staticChecks = [ShmSizeCheck.id, MemoryLimitCheck.id, MemoryBudgetCheck.id, HugePagesCheck.id]
     /// The checks of the window that need no probe (`cpu.throttling`: the cgroup's counters at
     /// both ends), reported for every container, with a probe slot or not.
     public static let windowChecks = [CPUThrottlingCheck.id]
@@ -86,14 +86,22 @@ public enum ContainerDiagnosis {
         return observations
     }
 
-    /// `shm.size` for the container's (first) server and `memory.limit`.
+    /// `shm.size` for the container's (first) server, `memory.limit`, `memory.budget` and
+    /// `memory.hugepages`. The memory cgroup is read once: `shm.size`'s remedy and
+    /// `memory.budget` weigh against the same limit that `memory.limit` reports.
     public static func staticObservations(
         _ resolution: Resolution, host: HostRoot, step: (String) -> Void = { _ in }
     ) -> [Observation] {
         var observations: [Observation] = []
-        if let server = resolution.postgres.first {
+        step("the container's memory cgroup (memory.limit)")
+        let cgroup = MemoryFactsReader.read(resolution: resolution, host: host)
+        let server = resolution.postgres.first
+        let budget = server.map { MemoryBudgetFactsReader.facts(server: $0, cgroup: cgroup) }
+        if let server {
             step("/dev/shm of process \(server.postmasterPID) (shm.size)")
-            var o = ShmSizeCheck.evaluate(ShmFactsReader.facts(server: server, host: host))
+            var facts = ShmFactsReader.facts(server: server, host: host)
+            facts.memoryLimit = budget.flatMap(MemoryBudgetFactsReader.shmLimit)
+            var o = ShmSizeCheck.evaluate(facts)
             o.evidence["postmaster_pid"] = .int(Int64(server.postmasterPID))
             o.evidence["data_directory"] = .from(server.dataDirectory)
             observations.append(o)
@@ -101,8 +109,21 @@ public enum ContainerDiagnosis {
             observations.append(
                 .unavailable(check: ShmSizeCheck.id, reason: "no PostgreSQL server was found in the container"))
         }
-        step("the container's memory cgroup (memory.limit)")
-        observations.append(MemoryLimitCheck.evaluate(MemoryFactsReader.facts(resolution: resolution, host: host)))
+        observations.append(
+            MemoryLimitCheck.evaluate(MemoryFactsReader.facts(resolution: resolution, host: host, cgroup: cgroup)))
+        guard let server, let budget else {
+            let reason = "no PostgreSQL server was found in the container"
+            return observations + [
+                .unavailable(check: MemoryBudgetCheck.id, reason: reason),
+                .unavailable(check: HugePagesCheck.id, reason: reason),
+            ]
+        }
+        observations.append(MemoryBudgetCheck.evaluate(budget))
+        step("/proc/\(server.postmasterPID)/smaps and the hugetlb cgroup (memory.hugepages)")
+        var hugePages = HugePagesCheck.evaluate(
+            HugePagesFactsReader.facts(server: server, resolution: resolution, host: host))
+        hugePages.evidence["postmaster_pid"] = .int(Int64(server.postmasterPID))
+        observations.append(hugePages)
         return observations
     }
 

@@ -6,6 +6,13 @@ import Resolution
 public enum MemoryFactsReader {
     /// The facts for `resolution`, read under `host`.
     public static func facts(resolution: Resolution, host: HostRoot) -> MemoryLimitFacts {
+        facts(resolution: resolution, host: host, cgroup: read(resolution: resolution, host: host))
+    }
+
+    /// The facts for `resolution`, with its memory cgroup already read (`cgroup`).
+    public static func facts(
+        resolution: Resolution, host: HostRoot, cgroup: Result<MemoryCgroupStats, CheckUnavailable>
+    ) -> MemoryLimitFacts {
         let server = resolution.postgres.first
         // A setting configured to a value PostgreSQL refuses has no number: it stays unknown
         // (nil) and is listed as invalid.
@@ -14,7 +21,7 @@ public enum MemoryFactsReader {
             return InvalidSetting(name: name, text: s.value, source: s.source, reason: error)
         }
         return MemoryLimitFacts(
-            cgroup: read(resolution: resolution, host: host),
+            cgroup: cgroup,
             sharedBuffersBytes: server?.setting("shared_buffers")?.bytes,
             maxConnections: server?.setting("max_connections")?.number.flatMap { Int64(exactly: $0) },
             workMemBytes: server?.setting("work_mem")?.bytes,

@@ -18,6 +18,12 @@ extension ShmProbe: ProbeCheckFeeding {
             try? ShmFactsReader.readMount(process: $0, pid: $0.pid, host: context.host).get()
         }
         let result = context.window.results.shm[slot] ?? ShmResult()
+        // The memory limit the remedy's larger /dev/shm counts against, as shm.size adds it up.
+        let memoryLimit = context.resolution.postgres.first.flatMap { server in
+            MemoryBudgetFactsReader.shmLimit(
+                MemoryBudgetFactsReader.facts(
+                    server: server, cgroup: MemoryFactsReader.read(resolution: context.resolution, host: context.host)))
+        }
         return [
             ShmEnospcCheck.evaluate(
                 ProbeReports.shm(
@@ -25,7 +31,7 @@ extension ShmProbe: ProbeCheckFeeding {
                     namespacePIDs: ProbeReports.namespacePIDs(context.processNames), clock: context.clock,
                     shmUsedPeakBytes: context.window.shmUsedPeakBytes[slot]),
                 shmSizeBytes: mount?.sizeBytes, shmKind: mount?.kind,
-                runBy: context.resolution.postgres.first?.runBy ?? .none)
+                runBy: context.resolution.postgres.first?.runBy ?? .none, memoryLimit: memoryLimit)
         ]
     }
 }

@@ -112,6 +112,18 @@ public enum PostgresSettings {
         Definition(name: "shared_memory_type", kind: .enumeration(GUCEnumOptions(["sysv", "mmap"]))) {
             $0 >= 12 ? "mmap" : nil
         },
+        Definition(name: "huge_page_size", kind: .integer(unit: .kilobytes, range: 0...Int32.max)) {
+            $0 >= 14 ? "0" : nil
+        },
+        // -1: 1/32 of shared_buffers, at least 64kB and at most one WAL segment (16MB by default).
+        Definition(name: "wal_buffers", kind: .integer(unit: .blocks, range: -1...(Int32.max / 8192))) { _ in "-1" },
+        Definition(name: "maintenance_work_mem", kind: .integer(unit: .kilobytes, range: 1024...maxKilobytes)) {
+            _ in "64MB"
+        },
+        // -1: maintenance_work_mem.
+        Definition(name: "autovacuum_work_mem", kind: .integer(unit: .kilobytes, range: -1...maxKilobytes)) { _ in
+            "-1"
+        },
     ]
 
     /// Parses `value` for `definition` as a server of major version `majorVersion` does: a

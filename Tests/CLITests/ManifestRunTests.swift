@@ -5,12 +5,15 @@ import Testing
 
 /// The checks every PostgreSQL container gets.
 let everyContainerCheck: Set<String> = [
-    "shm.size", "shm.enospc", "memory.limit", "cpu.throttling", "memory.reclaim", "blkio.noise",
+    "shm.size", "shm.enospc", "memory.limit", "memory.budget", "memory.hugepages", "cpu.throttling",
+    "memory.reclaim", "blkio.noise",
 ]
 
 /// The checks that need no probe: their evidence (the container's files and cgroups, the server's
 /// settings) depends on what pgnode may read, not on the probes.
-let staticChecks: Set<String> = ["shm.size", "memory.limit", "cpu.throttling"]
+let staticChecks: Set<String> = [
+    "shm.size", "memory.limit", "memory.budget", "memory.hugepages", "cpu.throttling",
+]
 
 /// What a finding says when pgnode was denied something it needs.
 let denialMarkers = ["permission denied", "EPERM", "Operation not permitted", "unreadable"]

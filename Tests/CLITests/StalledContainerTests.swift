@@ -95,7 +95,10 @@ struct StalledContainerTests {
         #expect(status == 0, "pgnode check did not finish: \(check.standardError)")
 
         let stuck = findings(check.standardOutput, container: stalled.id)
-        #expect(stuck.compactMap { $0["check"]?.stringValue } == ["shm.size", "memory.limit", "cpu.throttling"])
+        #expect(
+            stuck.compactMap { $0["check"]?.stringValue } == [
+                "shm.size", "memory.limit", "memory.budget", "memory.hugepages", "cpu.throttling",
+            ])
         for finding in stuck {
             #expect(finding["severity"] == "unavailable")
             let reason = finding["evidence"]?["reason"]?.stringValue ?? ""
@@ -103,7 +106,10 @@ struct StalledContainerTests {
             #expect(reason.contains("(shm.size) after 10 s"), "\(reason)")
         }
         let fine = findings(check.standardOutput, container: healthy.id)
-        #expect(fine.compactMap { $0["check"]?.stringValue } == ["shm.size", "memory.limit", "cpu.throttling"])
+        #expect(
+            fine.compactMap { $0["check"]?.stringValue } == [
+                "shm.size", "memory.limit", "memory.budget", "memory.hugepages", "cpu.throttling",
+            ])
         // cpu.throttling counts over a window, which --duration 0 does not have.
         #expect(
             fine.filter { $0["check"] != "cpu.throttling" }.allSatisfy { $0["severity"] != "unavailable" }, "\(fine)")

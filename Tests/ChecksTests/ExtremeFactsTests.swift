@@ -418,3 +418,149 @@ struct ExtremeFactsTests {
         }
     }
 }
+
+// MARK: memory.hugepages, memory.budget, and shm.size against the memory limit
+
+extension ExtremeFactsTests {
+    static func int64Value(_ v: Int64) -> Result<SettingValue<Int64>, InvalidSetting> {
+        .success(SettingValue(v, source: "x"))
+    }
+
+    static var hugePagesMutations: [Mutation<HugePagesFacts>] {
+        oneAtATimeAndTogether([
+            Extremes.int64.map { v in
+                Mutation(description: "segment size = \(v)") {
+                    $0.segment = .success(
+                        SmapsMapping(
+                            start: 0, end: 0, permissions: "rw-s", inode: 1, path: "/dev/zero", deleted: true,
+                            sizeBytes: v, kernelPageSizeBytes: 4096))
+                }
+            },
+            Extremes.int64.map { v in
+                Mutation(description: "segment page = \(v)") {
+                    $0.segment = .success(
+                        SmapsMapping(
+                            start: 0, end: 0, permissions: "rw-s", inode: 1, path: "/anon_hugepage", deleted: true,
+                            sizeBytes: 1 << 30, kernelPageSizeBytes: v, mmuPageSizeBytes: v, rssBytes: v,
+                            hugetlbBytes: v))
+                }
+            },
+            Extremes.int64.map { v in
+                Mutation(description: "huge_page_size = \(v)") {
+                    $0.hugePageSize = .success(SettingValue(v, source: "x"))
+                }
+            },
+            Extremes.int64.map { v in
+                Mutation(description: "shared_buffers = \(v)") { $0.sharedBuffers = int64Value(v) }
+            },
+            Extremes.int64.map { v in
+                Mutation(description: "pool = \(v)") {
+                    $0.pool = HugePagePool(
+                        defaultPageSizeBytes: v,
+                        sizes: [.init(pageSizeBytes: v, total: v, free: v, reserved: v, surplus: v)])
+                }
+            },
+            Extremes.int64.map { v in
+                Mutation(description: "hugetlb limit = \(v)") {
+                    $0.cgroup = .success(
+                        HugetlbCgroupLimits(
+                            version: 2, pageSizeBytes: 2 << 20, limit: .bytes(v), usageBytes: v,
+                            reservationLimit: .bytes(v), reservationUsageBytes: v, failCount: v))
+                }
+            },
+            Extremes.optionalInt64.map { v in
+                Mutation(description: "VmPTE = \(String(describing: v))") { $0.pageTableBytes = v }
+            },
+            Extremes.text.map { v in
+                Mutation(description: "huge_pages = \(v.prefix(10))") {
+                    $0.hugePages = .success(SettingValue(v, source: "x"))
+                }
+            },
+        ])
+    }
+
+    @Test("memory.hugepages", arguments: hugePagesMutations)
+    func hugePages(_ mutation: Mutation<HugePagesFacts>) {
+        var facts = HugePagesFacts(
+            hugePages: .success(SettingValue("try", source: "default")),
+            hugePageSize: .success(SettingValue(0, source: "default")),
+            sharedBuffers: Self.int64Value(128 << 20),
+            segment: .success(
+                SmapsMapping(
+                    start: 0, end: 0, permissions: "rw-s", inode: 1, path: "/anon_hugepage", deleted: true,
+                    sizeBytes: 144 << 20, kernelPageSizeBytes: 2 << 20)),
+            pool: HugePagePool(
+                defaultPageSizeBytes: 2 << 20,
+                sizes: [.init(pageSizeBytes: 2 << 20, total: 1024, free: 1024, reserved: 0, surplus: 0)]),
+            cgroup: .success(
+                HugetlbCgroupLimits(version: 1, pageSizeBytes: 2 << 20, limit: .bytes(0), reservationLimit: .unlimited)),
+            pageTableBytes: 1 << 20, pageTableProcesses: 5)
+        mutation.apply(&facts)
+        expectSane(HugePagesCheck.evaluate(facts), mutation.description)
+    }
+
+    static var budgetMutations: [Mutation<MemoryBudgetFacts>] {
+        func setting(
+            _ name: String, _ keyPath: WritableKeyPath<MemoryBudgetFacts, Result<SettingValue<Int64>, InvalidSetting>>
+        )
+            -> [Mutation<MemoryBudgetFacts>]
+        {
+            Extremes.int64.map { v in Mutation(description: "\(name) = \(v)") { $0[keyPath: keyPath] = int64Value(v) } }
+        }
+        return oneAtATimeAndTogether([
+            Extremes.optionalInt64.map { v in
+                Mutation(description: "limit = \(String(describing: v))") { $0.limit = .success(v) }
+            },
+            setting("shared_buffers", \.sharedBuffers), setting("wal_buffers", \.walBuffers),
+            setting("work_mem", \.workMem), setting("max_connections", \.maxConnections),
+            setting("autovacuum_max_workers", \.autovacuumMaxWorkers),
+            setting("autovacuum_work_mem", \.autovacuumWorkMem),
+            setting("maintenance_work_mem", \.maintenanceWorkMem),
+            setting("max_parallel_workers", \.maxParallelWorkers),
+            setting("max_worker_processes", \.maxWorkerProcesses),
+        ])
+    }
+
+    @Test("memory.budget", arguments: budgetMutations)
+    func memoryBudget(_ mutation: Mutation<MemoryBudgetFacts>) {
+        var facts = MemoryBudgetFacts(
+            limit: .success(512 << 20), sharedBuffers: Self.int64Value(256 << 20), walBuffers: Self.int64Value(-8192),
+            workMem: Self.int64Value(64 << 20), maxConnections: Self.int64Value(100),
+            autovacuumMaxWorkers: Self.int64Value(3),
+            autovacuumWorkMem: Self.int64Value(-1024), maintenanceWorkMem: Self.int64Value(64 << 20),
+            maxParallelWorkers: Self.int64Value(8), maxWorkerProcesses: Self.int64Value(8))
+        mutation.apply(&facts)
+        let o = MemoryBudgetCheck.evaluate(facts)
+        expectSane(o, mutation.description)
+        if let terms = MemoryBudgetCheck.terms(facts).terms, case .success(let limit?) = facts.limit,
+            terms.peakBytes > limit
+        {
+            #expect(o.severity == .warning, "\(mutation)")
+        }
+    }
+
+    static var shmLimitMutations: [Mutation<ShmSizeFacts>] {
+        oneAtATimeAndTogether([
+            Extremes.optionalInt64.map { v in
+                Mutation(description: "memory limit = \(String(describing: v))") {
+                    $0.memoryLimit = ShmMemoryLimit(limitBytes: v, sharedBuffersBytes: 256 << 20, walBuffersBytes: 0)
+                }
+            },
+            Extremes.int64.map { v in
+                Mutation(description: "shared_buffers under the limit = \(v)") {
+                    $0.memoryLimit = ShmMemoryLimit(limitBytes: 512 << 20, sharedBuffersBytes: v, walBuffersBytes: v)
+                }
+            },
+            int64Setting("work_mem", \.workMem),
+        ])
+    }
+
+    @Test("shm.size against the memory limit", arguments: shmLimitMutations)
+    func shmSizeAgainstLimit(_ mutation: Mutation<ShmSizeFacts>) {
+        var facts = Self.shmFacts()
+        mutation.apply(&facts)
+        let o = ShmSizeCheck.evaluate(facts)
+        expectSane(o, mutation.description)
+        if !o.remedy.isEmpty { #expect(o.remedy.contains("counts against the pod's memory limit"), "\(mutation)") }
+    }
+}

@@ -33,6 +33,23 @@ struct GUCValueTests {
         #expect(try GUCValue.parseInteger(text, unit: unit) == expected)
     }
 
+    @Test("memory.budget's and memory.hugepages' settings: -1 for automatic, units and ranges as PostgreSQL 15's")
+    func budgetSettings() {
+        #expect(Self.make("wal_buffers", "-1").bytes == -8192)  // -1: 1/32 of shared_buffers
+        #expect(Self.make("wal_buffers", "16MB").bytes == 16 << 20)
+        #expect(Self.make("wal_buffers", "-2").error != nil)
+        #expect(Self.make("autovacuum_work_mem", "-1").bytes == -1024)  // -1: maintenance_work_mem
+        #expect(Self.make("autovacuum_work_mem", "1GB").bytes == 1 << 30)
+        #expect(Self.make("maintenance_work_mem", "512kB").error != nil)  // below 1MB
+        #expect(Self.make("maintenance_work_mem", "64MB").bytes == 64 << 20)
+        #expect(Self.make("huge_page_size", "2MB").bytes == 2 << 20)
+        #expect(Self.make("huge_page_size", "0").bytes == 0)
+        #expect(Self.make("huge_page_size", "-1").error != nil)
+        let resolved = PostgresSettings.resolve(config: [], commandLine: [], majorVersion: 13)
+        #expect(resolved.first { $0.name == "huge_page_size" }?.setting == nil)  // 14 and later
+        #expect(resolved.first { $0.name == "wal_buffers" }?.setting?.value == "-1")
+    }
+
     @Test("time values in the setting's base unit")
     func time() throws {
         #expect(try GUCValue.parseInteger("1min", unit: .milliseconds) == 60000)
