@@ -10,7 +10,7 @@ import Testing
 /// split by topology, given topologies this machine (one LLC, one node) does not have, puts every
 /// forced move between two CPUs in the class the topology says.
 @Suite("migrations probe on real tasks", .serialized, .enabled(if: TestEnvironment.privilegedTestsEnabled))
-struct MigrationsProbeFunctionalTests {
+struct MigrationsWorkloadTests {
     /// The pids in `cgroup`'s `cgroup.procs` of `hierarchy`.
     static func members(_ cgroup: TestCgroup, _ hierarchy: String) -> Set<Int32> {
         let text = (try? String(contentsOfFile: cgroup.paths[hierarchy]! + "/cgroup.procs", encoding: .utf8)) ?? ""
