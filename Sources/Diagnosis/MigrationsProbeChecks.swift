@@ -3,6 +3,7 @@ import HostFacts
 import PGNodeModel
 import Probes
 import Resolution
+import Synchronization
 
 /// `cpu.migrations` from the migrations probe's window, the node's topology and the container's
 /// cpuset.
@@ -13,7 +14,7 @@ extension MigrationsProbe: ProbeCheckFeeding {
 
     public static func observations(slot: Int, _ context: ProbeCheckContext) -> [Observation] {
         context.step("the node's CPU topology")
-        let topology = try? CPUTopology.read(host: context.host)
+        let topology = ProbeReports.topology(context.host)
         context.step("the container's cpuset")
         let cpuset = ProbeReports.cpuset(context.resolution, host: context.host)
         return [
@@ -21,12 +22,26 @@ extension MigrationsProbe: ProbeCheckFeeding {
                 ProbeReports.migrations(
                     context.window.results.migrations[slot] ?? MigrationsResult(), names: context.processNames,
                     windowNanoseconds: context.window.nanoseconds,
-                    topology: topology ?? CPUTopology(cpus: [], lastLevelCache: [:], node: [:]), cpuset: cpuset))
+                    topology: topology, cpuset: cpuset))
         ]
     }
 }
 
 extension ProbeReports {
+    /// The node's topology by host root, read once: what the probe classified against (it read
+    /// the topology when it was loaded), and not 2 × CPUs sysfs files per container every window.
+    private static let topologies = Mutex<[String: CPUTopology]>([:])
+
+    /// The node's CPU topology under `host` (empty when sysfs cannot be listed; then not kept).
+    static func topology(_ host: HostRoot) -> CPUTopology {
+        if let known = topologies.withLock({ $0[host.path] }) { return known }
+        guard let read = try? CPUTopology.read(host: host) else {
+            return CPUTopology(cpus: [], lastLevelCache: [:], node: [:])
+        }
+        topologies.withLock { $0[host.path] = read }
+        return read
+    }
+
     /// The migrations probe's window as the `cpu.migrations` report: threads summed per
     /// PostgreSQL role (by `names`; `other` for the container's other processes).
     public static func migrations(
