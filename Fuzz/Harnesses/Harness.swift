@@ -14,7 +14,7 @@ struct Harness: Sendable {
     /// Every target, in the order `scripts/fuzz all` runs them.
     static let all: [Harness] = [
         .json, .config, .guc, .title, .postmaster, .proc, .procCgroup, .maps, .mountinfo, .cgroupStat, .kernel,
-        .elf, .httpDate, .spool, .runtimeState, .cpuCgroup, .otlpEnvironment, .smaps,
+        .elf, .httpDate, .spool, .runtimeState, .cpuCgroup, .otlpEnvironment, .smaps, .cpuTopology,
     ]
 }
 

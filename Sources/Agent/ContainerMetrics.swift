@@ -93,6 +93,34 @@ public final class ContainerMetrics: Sendable {
         EvidenceMetric(
             check: "cpu.throttling", key: "throttled_periods_ratio", name: "pgnode_cpu_throttled_periods_ratio",
             kind: .gauge, help: "The share of CFS periods in the last window in which the container was throttled."),
+        EvidenceMetric(
+            check: "cpu.migrations", key: "within_llc", name: "pgnode_cpu_migrations_total", kind: .counter,
+            labels: [("kind", "within_llc")],
+            help:
+                "Migrations of the container's tasks between CPUs: within one last-level cache (kind=\"within_llc\"), "
+                + "to another LLC of the node (kind=\"cross_llc\"), to another NUMA node (kind=\"cross_numa\"), "
+                + "or of unknown topology (kind=\"unknown\")."),
+        EvidenceMetric(
+            check: "cpu.migrations", key: "cross_llc", name: "pgnode_cpu_migrations_total", kind: .counter,
+            labels: [("kind", "cross_llc")],
+            help:
+                "Migrations of the container's tasks between CPUs: within one last-level cache (kind=\"within_llc\"), "
+                + "to another LLC of the node (kind=\"cross_llc\"), to another NUMA node (kind=\"cross_numa\"), "
+                + "or of unknown topology (kind=\"unknown\")."),
+        EvidenceMetric(
+            check: "cpu.migrations", key: "cross_numa", name: "pgnode_cpu_migrations_total", kind: .counter,
+            labels: [("kind", "cross_numa")],
+            help:
+                "Migrations of the container's tasks between CPUs: within one last-level cache (kind=\"within_llc\"), "
+                + "to another LLC of the node (kind=\"cross_llc\"), to another NUMA node (kind=\"cross_numa\"), "
+                + "or of unknown topology (kind=\"unknown\")."),
+        EvidenceMetric(
+            check: "cpu.migrations", key: "unknown_topology", name: "pgnode_cpu_migrations_total", kind: .counter,
+            labels: [("kind", "unknown")],
+            help:
+                "Migrations of the container's tasks between CPUs: within one last-level cache (kind=\"within_llc\"), "
+                + "to another LLC of the node (kind=\"cross_llc\"), to another NUMA node (kind=\"cross_numa\"), "
+                + "or of unknown topology (kind=\"unknown\")."),
     ]
 
     private struct SeriesID: Hashable, Sendable {

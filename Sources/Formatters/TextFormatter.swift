@@ -151,6 +151,19 @@ public struct TextFormatter: Sendable {
             }
             return out
         }
+        if key == "per_role", let items = value.arrayValue, !items.isEmpty {
+            // `cpu.migrations`, one line per role as BCC's counting tools print their tables:
+            // `client backend (8 processes): 1234 migrations  cross-LLC 0  cross-NUMA 0`.
+            var out = indent + "\(key):\n"
+            for item in items {
+                let role = item["role"]?.stringValue ?? "?"
+                let processes = item["processes"]?.intValue ?? 0
+                out +=
+                    indent + "  \(role) (\(processes) process(es)): \(item["migrations"]?.intValue ?? 0) migrations"
+                    + "  cross-LLC \(item["cross_llc"]?.intValue ?? 0)  cross-NUMA \(item["cross_numa"]?.intValue ?? 0)\n"
+            }
+            return out
+        }
         if case .array(let items) = value, !items.isEmpty, items.allSatisfy({ $0.objectValue != nil }) {
             var out = indent + "\(key):\n"
             for item in items { out += indent + "  - " + JSONWriter.string(item) + "\n" }

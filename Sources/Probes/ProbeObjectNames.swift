@@ -36,6 +36,26 @@ public enum BlkioObject {
     }
 }
 
+/// The programs and maps of the embedded object `migrations` (`bpf/migrations.bpf.c`).
+public enum MigrationsObject {
+    /// The object's name (`EmbeddedObject.named`).
+    public static let name = "migrations"
+
+    /// Its programs.
+    public enum Program: String, BPFProgramName, CaseIterable {
+        case pgnMigBtf = "pgn_mig_btf"
+        case pgnMigRaw = "pgn_mig_raw"
+    }
+
+    /// Its maps.
+    public enum Map: String, BPFMapName, CaseIterable {
+        case migByPid = "mig_by_pid"
+        case migCounts = "mig_counts"
+        case migCpuDomains = "mig_cpu_domains"
+        case targets = "targets"
+    }
+}
+
 /// The programs and maps of the embedded object `reclaim` (`bpf/reclaim.bpf.c`).
 public enum ReclaimObject {
     /// The object's name (`EmbeddedObject.named`).

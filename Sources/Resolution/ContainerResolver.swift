@@ -173,7 +173,7 @@ public struct ContainerResolver: Sendable {
     }
 
     /// The v1 controllers pgnode reports.
-    static let v1Controllers = ["memory", "blkio", "cpu", "cpuacct", "pids", "hugetlb"]
+    static let v1Controllers = ["memory", "blkio", "cpu", "cpuacct", "pids", "hugetlb", "cpuset"]
 
     func describeCgroups(
         _ found: DiscoveredContainer, layout: CgroupLayout, namespace: CgroupNamespaceStatus, problems: inout [String]

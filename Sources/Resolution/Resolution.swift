@@ -45,7 +45,7 @@ public struct Resolution: Sendable, Equatable {
         public var v2MountPoint: String?
         /// Cgroups (in the unified hierarchy) the processes are in, when below the container's (crun's `/container`).
         public var v2Leaves: [CgroupDirectory]
-        /// v1 controller → path, for memory, blkio, cpu, cpuacct, pids and hugetlb.
+        /// v1 controller → path, for memory, blkio, cpu, cpuacct, pids, hugetlb and cpuset.
         public var v1: [(controller: String, path: String, mountPoint: String?)]
         /// The v1 memory cgroup's inode.
         public var memoryV1Inode: UInt64?

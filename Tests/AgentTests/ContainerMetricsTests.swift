@@ -79,6 +79,12 @@ struct ContainerMetricsTests {
                     "c1", pod: "p1", "blkio.noise", .ok,
                     ["own_requests": .int(own), "noise_requests": .int(noise), "noise_p50_us": .null]),
                 finding("c1", pod: "p1", "memory.limit", .ok, ["limit_bytes": limit, "working_set_bytes": .int(99)]),
+                finding(
+                    "c1", pod: "p1", "cpu.migrations", .info,
+                    [
+                        "within_llc": .int(own), "cross_llc": .int(noise), "cross_numa": .int(1),
+                        "unknown_topology": .int(0),
+                    ]),
             ])
         }
         window(stall: 1_500_000_000, own: 10, noise: 3, limit: .int(1 << 30))
@@ -91,6 +97,10 @@ struct ContainerMetricsTests {
         #expect(metrics.value("pgnode_memory_reclaimed_bytes_total", base) == 16)
         #expect(metrics.value("pgnode_blkio_requests_total", base + [("kind", "own")]) == 15)
         #expect(metrics.value("pgnode_blkio_requests_total", base + [("kind", "noise")]) == 3)
+        #expect(metrics.value("pgnode_cpu_migrations_total", base + [("kind", "within_llc")]) == 15)
+        #expect(metrics.value("pgnode_cpu_migrations_total", base + [("kind", "cross_llc")]) == 3)
+        #expect(metrics.value("pgnode_cpu_migrations_total", base + [("kind", "cross_numa")]) == 2)
+        #expect(metrics.value("pgnode_cpu_migrations_total", base + [("kind", "unknown")]) == 0)
         #expect(metrics.has("pgnode_shm_enospc_failures_total", base))
         // No limit in the second window: the gauge of the first is gone.
         #expect(!metrics.has("pgnode_memory_limit_bytes", base))

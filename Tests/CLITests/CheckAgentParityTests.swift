@@ -11,7 +11,7 @@ struct CheckAgentParityTests {
     /// Every check a PostgreSQL container gets when the probes run.
     static let containerChecks: Set<String> = [
         "shm.size", "memory.limit", "memory.budget", "memory.hugepages", "cpu.throttling", "shm.enospc",
-        "memory.reclaim", "blkio.noise",
+        "memory.reclaim", "blkio.noise", "cpu.migrations",
     ]
 
     var canRun: Bool {

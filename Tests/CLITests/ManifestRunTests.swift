@@ -6,7 +6,7 @@ import Testing
 /// The checks every PostgreSQL container gets.
 let everyContainerCheck: Set<String> = [
     "shm.size", "shm.enospc", "memory.limit", "memory.budget", "memory.hugepages", "cpu.throttling",
-    "memory.reclaim", "blkio.noise",
+    "memory.reclaim", "blkio.noise", "cpu.migrations",
 ]
 
 /// The checks that need no probe: their evidence (the container's files and cgroups, the server's
@@ -572,7 +572,7 @@ struct ManifestRunTests {
                     #expect(line != nil, "\(file): no \(check) for \(target)")
                     #expect(line?.contains("UNAVAILABLE") == false, "\(file): \(line ?? "")")
                 }
-                #expect(text.contains("bpf.support: All 3 BPF probes run here"), "\(file): \(text)")
+                #expect(text.contains("bpf.support: All 4 BPF probes run here"), "\(file): \(text)")
                 report(run, file)
             }
         }

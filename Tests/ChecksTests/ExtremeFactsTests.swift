@@ -342,6 +342,53 @@ struct ExtremeFactsTests {
         #expect(saturated.contains("stall_ns") && saturated.contains("by_pid[1].events"), "\(saturated)")
     }
 
+    // MARK: cpu.migrations
+
+    static var migrationsMutations: [Mutation<MigrationsReport>] {
+        oneAtATimeAndTogether([
+            mutations("migrations", \MigrationsReport.migrations, Extremes.int64),
+            mutations("cross llc", \MigrationsReport.crossLLC, Extremes.int64),
+            mutations("cross numa", \MigrationsReport.crossNUMA, Extremes.int64),
+            mutations("unknown", \MigrationsReport.unknown, Extremes.int64),
+            mutations("role migrations", \MigrationsReport.roles[0].migrations, Extremes.int64),
+            mutations("role cross llc", \MigrationsReport.roles[0].crossLLC, Extremes.int64),
+            mutations("role cross numa", \MigrationsReport.roles[1].crossNUMA, Extremes.int64),
+            mutations("role processes", \MigrationsReport.roles[1].processes, Extremes.int64),
+            mutations("window", \MigrationsReport.windowNanoseconds, Extremes.int64),
+            mutations("node llcs", \MigrationsReport.nodeLastLevelCaches, Extremes.int64),
+            mutations("role name", \MigrationsReport.roles[0].role, Extremes.text),
+        ])
+    }
+
+    @Test("cpu.migrations", arguments: migrationsMutations)
+    func cpuMigrations(_ mutation: Mutation<MigrationsReport>) {
+        var report = MigrationsReport(
+            migrations: 1000, withinLLC: 900, crossLLC: 80, crossNUMA: 20, unknown: 0,
+            roles: [
+                .init(role: "client backend", processes: 4, migrations: 900, crossLLC: 70, crossNUMA: 20),
+                .init(role: "parallel worker", processes: 2, migrations: 100, crossLLC: 10, crossNUMA: 0),
+            ], windowNanoseconds: 10_000_000_000, nodeLastLevelCaches: 2, nodeNUMANodes: 2,
+            cpuset: .success(.init(cpus: "0-7", count: 8, lastLevelCaches: 2, nodes: 2)))
+        mutation.apply(&report)
+        let o = CPUMigrationsCheck.evaluate(report)
+        expectSane(o, mutation.description)
+        if report.windowNanoseconds <= 0 { #expect(o.severity == .unavailable, "\(mutation)") }
+    }
+
+    @Test("cpu.migrations: backends' sums saturate and are flagged")
+    func migrationsSpecifics() {
+        let r = MigrationsReport.Role(
+            role: "client backend", processes: 1, migrations: .max, crossLLC: .max, crossNUMA: .max)
+        let o = CPUMigrationsCheck.evaluate(
+            MigrationsReport(
+                migrations: .max, withinLLC: 0, crossLLC: .max, crossNUMA: .max, unknown: 0, roles: [r, r],
+                windowNanoseconds: 1, nodeLastLevelCaches: 1, nodeNUMANodes: 1, cpuset: .failure(CheckUnavailable("x")))
+        )
+        #expect(o.severity == .warning)
+        let saturated = o.evidence["saturated"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(saturated.contains("migrations") && saturated.contains("per_role[1].cross_numa"), "\(saturated)")
+    }
+
     // MARK: blkio.noise
 
     static let histograms: [Log2Histogram] = [

@@ -101,6 +101,25 @@ struct PerProcessTextTests {
         #expect(text.contains("[7382] postgres: checkpointer 928K  stalled 2.5 ms in 3 pass(es)"))
     }
 
+    @Test("cpu.migrations' per_role: one line per role with its counts")
+    func perRole() {
+        let evidence: JSONObject = [
+            "per_role": .array([
+                .object([
+                    "role": "client backend", "processes": 8, "migrations": 1234, "migrations_per_second": 308.5,
+                    "cross_llc": 3, "cross_numa": 0,
+                ])
+            ])
+        ]
+        let finding = Finding(
+            observation: Observation(check: "cpu.migrations", severity: .info, summary: "s", evidence: evidence),
+            resource: ResourceAttributes(nodeName: "n"), windowStart: Timestamp(nanoseconds: 0),
+            time: Timestamp(nanoseconds: 0))
+        let text = TextFormatter(colour: false).format([finding])
+        #expect(
+            text.contains("client backend (8 process(es)): 1234 migrations  cross-LLC 3  cross-NUMA 0"), "\(text)")
+    }
+
     @Test("by_pid with a command and a pid in the container; a process that is not the server's")
     func byPidNamed() {
         let evidence: JSONObject = [

@@ -60,7 +60,7 @@ struct FixtureHostTests {
         #expect(resolution.cgroup.v2?.path == path)
         #expect(resolution.cgroup.v2?.id == (try fixture.inode("sys/fs/cgroup/unified" + path)))
         #expect(resolution.cgroup.memoryV1Inode == (try fixture.inode("sys/fs/cgroup/memory" + path)))
-        #expect(resolution.cgroup.v1.map(\.controller) == ["memory", "blkio", "cpu", "cpuacct", "pids"])
+        #expect(resolution.cgroup.v1.map(\.controller) == ["memory", "blkio", "cpu", "cpuacct", "pids", "cpuset"])
         #expect(resolution.processes.map(\.pid) == [4242, 4243, 4244, 4245, 4246])
         #expect(resolution.processes.first?.mountNamespace == 4_026_532_177)
 

@@ -166,4 +166,46 @@ struct pgn_blk_request {
     int target; /* -1 when not a target */
 };
 
+/* ---- migrations: sched_migrate_task per target, split by the CPUs' cache and NUMA domains ---- */
+
+/* CPUs whose domains the migrations probe knows (indices of its `mig_cpu_domains` array). */
+#define PGN_MAX_CPUS 4096
+
+/*
+ * The domains of one CPU (ARRAY indexed by CPU, filled by user space from sysfs before attaching):
+ * each id plus one, 0 when unknown (no index3 cache, no NUMA node, a CPU sysfs did not list).
+ */
+struct pgn_cpu_domain {
+    unsigned int llc;  /* last-level cache id + 1 */
+    unsigned int node; /* NUMA node + 1 */
+};
+
+/*
+ * Per target (ARRAY indexed by target; zeroed when a slot goes to another cgroup). The classes are
+ * exclusive: within_llc + cross_llc + cross_numa + unknown == migrations.
+ */
+struct pgn_mig_counts {
+    unsigned long long migrations;
+    unsigned long long within_llc; /* both CPUs share the last-level cache */
+    unsigned long long cross_llc;  /* another last-level cache on the same NUMA node */
+    unsigned long long cross_numa; /* another NUMA node */
+    unsigned long long unknown;    /* a CPU whose domains are not known */
+    unsigned long long unattributed; /* not counted per thread: `mig_by_pid` was full */
+};
+
+/* One thread of one target (HASH). */
+struct pgn_mig_key {
+    unsigned int target;
+    unsigned int pid; /* the thread that moved */
+};
+
+struct pgn_mig_value {
+    unsigned long long migrations;
+    unsigned long long cross_llc;
+    unsigned long long cross_numa;
+    unsigned int tgid;
+    unsigned int pad;
+    char comm[PGN_COMM_LEN];
+};
+
 #endif
