@@ -69,7 +69,7 @@ struct BPFCheckCommandTests {
                 Issue.record("no probes in \(support)")
                 return
             }
-            #expect(probes.count == 3)
+            #expect(probes.count == 4)
             #expect(probes.allSatisfy { $0["available"] == .bool(true) })
             for check in bpfChecks {
                 let finding = try #require(found[check], "\(check) missing")
@@ -215,7 +215,7 @@ struct BPFCheckCommandTests {
             Issue.record("no probes in bpf.support")
             return
         }
-        #expect(blocked.count == 3 && blocked.allSatisfy { $0["available"] == .bool(false) })
+        #expect(blocked.count == 4 && blocked.allSatisfy { $0["available"] == .bool(false) })
 
         let result = try Command.pgnode([
             "check", "--host-root", host, "--btf-archive", base + "/archive", "--duration", "0", "--format", "json",

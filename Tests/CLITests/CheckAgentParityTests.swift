@@ -10,7 +10,7 @@ import Testing
 struct CheckAgentParityTests {
     /// Every check a PostgreSQL container gets when the probes run.
     static let containerChecks: Set<String> = [
-        "shm.size", "memory.limit", "cpu.throttling", "shm.enospc", "memory.reclaim", "blkio.noise",
+        "shm.size", "memory.limit", "cpu.throttling", "cpu.contention", "shm.enospc", "memory.reclaim", "blkio.noise",
     ]
 
     var canRun: Bool {

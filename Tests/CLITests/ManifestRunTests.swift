@@ -5,7 +5,7 @@ import Testing
 
 /// The checks every PostgreSQL container gets.
 let everyContainerCheck: Set<String> = [
-    "shm.size", "shm.enospc", "memory.limit", "cpu.throttling", "memory.reclaim", "blkio.noise",
+    "shm.size", "shm.enospc", "memory.limit", "cpu.throttling", "cpu.contention", "memory.reclaim", "blkio.noise",
 ]
 
 /// The checks that need no probe: their evidence (the container's files and cgroups, the server's
@@ -569,7 +569,7 @@ struct ManifestRunTests {
                     #expect(line != nil, "\(file): no \(check) for \(target)")
                     #expect(line?.contains("UNAVAILABLE") == false, "\(file): \(line ?? "")")
                 }
-                #expect(text.contains("bpf.support: All 3 BPF probes run here"), "\(file): \(text)")
+                #expect(text.contains("bpf.support: All 4 BPF probes run here"), "\(file): \(text)")
                 report(run, file)
             }
         }

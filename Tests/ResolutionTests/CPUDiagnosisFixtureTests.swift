@@ -64,7 +64,7 @@ struct CPUDiagnosisFixtureTests {
     ) throws -> Observation {
         let observations = ContainerDiagnosis.observations(
             resolution, slot: nil, host: fixture.host, window: nil, cpu: cpu)
-        #expect(observations.map(\.check) == ["shm.size", "memory.limit", "cpu.throttling"])
+        #expect(observations.map(\.check) == ["shm.size", "memory.limit", "cpu.throttling", "cpu.contention"])
         return try #require(observations.first { $0.check == CPUThrottlingCheck.id })
     }
 
