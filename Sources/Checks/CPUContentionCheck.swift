@@ -122,6 +122,9 @@ public enum CPUContentionCheck {
     /// wake-ups may wait a large share of their tiny run time, which costs its queries nothing
     /// one could measure (50 ms per second is 5 % of one CPU's time).
     public static let minimumWaitPerSecond = 0.05
+    /// The most neighbours listed in the evidence, most time first: the rest (a node's many
+    /// short-lived cgroups that ran a few ms each) are counted in `neighbours_omitted`.
+    public static let maxNeighbours = 20
     /// Above this share of the node's CPU time stolen by the hypervisor, a warning: the node's
     /// virtual CPUs were not running for more than a tenth of the time they wanted to, whoever
     /// on the node wanted them.
@@ -181,8 +184,15 @@ public enum CPUContentionCheck {
         var neighbours: [CPUNeighbourReport.Neighbour] = []
         switch facts.neighbours {
         case .success(let report):
-            neighbours = report.neighbours.sorted {
+            let sorted = report.neighbours.sorted {
                 ($0.nanoseconds, $1.cgroup) > ($1.nanoseconds, $0.cgroup)
+            }
+            neighbours = Array(sorted.prefix(maxNeighbours))
+            if sorted.count > maxNeighbours {
+                let rest = sorted.dropFirst(maxNeighbours)
+                evidence["neighbours_omitted"] = .int(Int64(rest.count))
+                evidence["neighbours_omitted_seconds"] = double(
+                    Double(rest.reduce(Int64(0)) { $0.addingSaturating($1.nanoseconds) }) / 1e9, places: 6)
             }
             evidence["neighbours"] = .array(
                 neighbours.map {

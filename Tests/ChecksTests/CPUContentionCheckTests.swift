@@ -173,6 +173,19 @@ struct CPUContentionCheckTests {
         #expect(o.evidence["waits_followed"] == .int(42))
         #expect(o.summary.contains("The CPU went first to pod batch/hog-0 (4.50 s)."), "\(o.summary)")
 
+        // Past the most listed, the rest are counted.
+        var many = facts
+        many.neighbours = .success(
+            CPUNeighbourReport(
+                neighbours: (0..<25).map {
+                    .init(
+                        cgroup: "c\($0)", containerID: nil, podName: nil, namespace: nil, nanoseconds: Int64($0) * 1000)
+                }, ownNanoseconds: 0, throttledNanoseconds: 0, waits: 1))
+        let capped = CPUContentionCheck.evaluate(many)
+        #expect(capped.evidence["neighbours"]?.arrayValue?.count == CPUContentionCheck.maxNeighbours)
+        #expect(capped.evidence["neighbours"]?.arrayValue?.first?["cgroup"] == "c24")
+        #expect(capped.evidence["neighbours_omitted"] == .int(5))
+
         facts.neighbours = .failure(CheckUnavailable("the sched probe is not running: no BTF"))
         let unknown = CPUContentionCheck.evaluate(facts)
         #expect(unknown.severity == .warning)
