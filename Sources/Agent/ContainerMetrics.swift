@@ -93,6 +93,10 @@ public final class ContainerMetrics: Sendable {
         EvidenceMetric(
             check: "cpu.throttling", key: "throttled_periods_ratio", name: "pgnode_cpu_throttled_periods_ratio",
             kind: .gauge, help: "The share of CFS periods in the last window in which the container was throttled."),
+        EvidenceMetric(
+            check: "cpu.contention", key: "run_queue_wait_share", name: "pgnode_cpu_run_queue_wait_ratio",
+            kind: .gauge,
+            help: "The share of its processes' runnable time in the last window spent waiting for a CPU."),
     ]
 
     private struct SeriesID: Hashable, Sendable {
