@@ -33,17 +33,26 @@ struct CPUContentionEndToEndTests {
         return [("cpu-contended", database)]
     }
 
-    /// The neighbour: one busy shell loop per CPU of the node, in a pod of its own.
+    /// The neighbour: one busy shell loop per CPU of the node, in a pod of its own that requests
+    /// every CPU of the node: its pod cgroup gets the weight the kubelet gives such a request
+    /// (`cpu.shares` 1024 per CPU; scripts/containers leaves the default, 1024, that of one CPU).
+    /// On this machine other sessions' processes outside `kubepods` compete too; with the weight
+    /// of its request the neighbour, not they, is the one that takes the most from the database.
     func startNeighbour() throws -> PostgresContainer {
         var options = CommandContainerOptions()
         options.podName = "cpu-hog-0"
         options.containerName = "hog"
-        let loops = ProcessInfo.processInfo.activeProcessorCount
-        return try Containers.run(
+        let cpus = ProcessInfo.processInfo.activeProcessorCount
+        let hog = try Containers.run(
             "cpu-hog", options: options,
             command: [
-                "/usr/bin/sh", "-c", "for i in $(seq \(loops)); do (while :; do :; done) & done; wait",
+                "/usr/bin/sh", "-c", "for i in $(seq \(cpus)); do (while :; do :; done) & done; wait",
             ])
+        let shares = "/sys/fs/cgroup/cpu/kubepods/burstable/pod\(options.podUID)/cpu.shares"
+        if FileManager.default.fileExists(atPath: shares) {
+            try String(1024 * cpus).write(toFile: shares, atomically: false, encoding: .utf8)
+        }
+        return hog
     }
 
     /// Starts pgbench against `container` through its socket, a CPU-bound query `rate` times a
