@@ -121,6 +121,10 @@ public final class ContainerMetrics: Sendable {
                 "Migrations of the container's tasks between CPUs: within one last-level cache (kind=\"within_llc\"), "
                 + "to another LLC of the node (kind=\"cross_llc\"), to another NUMA node (kind=\"cross_numa\"), "
                 + "or of unknown topology (kind=\"unknown\")."),
+        EvidenceMetric(
+            check: "cpu.contention", key: "run_queue_wait_share", name: "pgnode_cpu_run_queue_wait_ratio",
+            kind: .gauge,
+            help: "The share of its processes' runnable time in the last window spent waiting for a CPU."),
     ]
 
     private struct SeriesID: Hashable, Sendable {

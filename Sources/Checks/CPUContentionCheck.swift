@@ -22,7 +22,53 @@ public struct RoleSchedTime: Sendable, Equatable {
     }
 }
 
-/// What `cpu.contention` looks at for one container (the procfs part: no probe).
+/// Who ran on the CPUs while the container's runnable tasks waited for them (the sched probe's
+/// `sched_switch` program, over the window), its cgroups named.
+public struct CPUNeighbourReport: Sendable, Equatable {
+    /// A cgroup that took CPU time from the container's waiting tasks.
+    public struct Neighbour: Sendable, Equatable {
+        /// Its cgroup path (or `cgroup id N (gone)` when it could not be named).
+        public var cgroup: String
+        /// Its container, when it is one.
+        public var containerID: String?
+        /// Its pod, when known.
+        public var podName: String?
+        /// Its namespace, when known.
+        public var namespace: String?
+        /// CPU time it ran while one of the container's tasks waited on that CPU, in nanoseconds.
+        public var nanoseconds: Int64
+
+        /// A neighbour.
+        public init(cgroup: String, containerID: String?, podName: String?, namespace: String?, nanoseconds: Int64) {
+            self.cgroup = cgroup
+            self.containerID = containerID
+            self.podName = podName
+            self.namespace = namespace
+            self.nanoseconds = nanoseconds
+        }
+    }
+
+    /// Neighbours, in any order.
+    public var neighbours: [Neighbour]
+    /// Time taken by the container's own other tasks, in nanoseconds.
+    public var ownNanoseconds: Int64
+    /// Time the container's tasks waited while its own CFS quota throttled their run queue, in
+    /// nanoseconds (cpu.throttling's, not a neighbour's).
+    public var throttledNanoseconds: Int64
+    /// Waits followed: the container's tasks switched out while runnable.
+    public var waits: Int64
+
+    /// A report.
+    public init(neighbours: [Neighbour], ownNanoseconds: Int64, throttledNanoseconds: Int64, waits: Int64) {
+        self.neighbours = neighbours
+        self.ownNanoseconds = ownNanoseconds
+        self.throttledNanoseconds = throttledNanoseconds
+        self.waits = waits
+    }
+}
+
+/// What `cpu.contention` looks at for one container: its processes' schedstat over the window,
+/// and, from the sched probe, who took the CPU.
 public struct CPUContentionFacts: Sendable, Equatable {
     /// The container's processes over the window (two readings of their schedstat and of the
     /// node's /proc/stat), or why there is none.
@@ -35,16 +81,22 @@ public struct CPUContentionFacts: Sendable, Equatable {
     public var throttledPeriods: Int64?
     /// The time its run queues were throttled in the window, in nanoseconds; nil when unknown.
     public var throttledNanoseconds: Int64?
+    /// Who took the CPU (the sched probe), or why that is not known.
+    public var neighbours: Result<CPUNeighbourReport, CheckUnavailable>
+
+    /// Why the neighbours are not known when nothing says more.
+    public static let noNeighbours = CheckUnavailable("the sched probe did not observe this container")
 
     /// The facts for one container.
     public init(
         window: Result<SchedWindow, CheckUnavailable>, perRole: [RoleSchedTime], throttledPeriods: Int64?,
-        throttledNanoseconds: Int64?
+        throttledNanoseconds: Int64?, neighbours: Result<CPUNeighbourReport, CheckUnavailable> = .failure(noNeighbours)
     ) {
         self.window = window
         self.perRole = perRole
         self.throttledPeriods = throttledPeriods
         self.throttledNanoseconds = throttledNanoseconds
+        self.neighbours = neighbours
     }
 }
 
@@ -52,7 +104,8 @@ public struct CPUContentionFacts: Sendable, Equatable {
 /// A runnable backend that waits on a run queue does nothing for its query, and one waiting while
 /// it holds a lock makes others wait too. The wait is read from each process's schedstat (time
 /// runnable but not running) and set against the time they ran; the node's steal time says how
-/// much the hypervisor took. Who took the CPU (a sched_switch probe) is a later part.
+/// much the hypervisor took. Who took the CPU comes from the sched probe (`neighbours`), when it
+/// runs: the cgroups that ran on a CPU while one of the container's tasks waited there.
 public enum CPUContentionCheck {
     /// The check id.
     public static let id = "cpu.contention"
@@ -69,6 +122,9 @@ public enum CPUContentionCheck {
     /// wake-ups may wait a large share of their tiny run time, which costs its queries nothing
     /// one could measure (50 ms per second is 5 % of one CPU's time).
     public static let minimumWaitPerSecond = 0.05
+    /// The most neighbours listed in the evidence, most time first: the rest (a node's many
+    /// short-lived cgroups that ran a few ms each) are counted in `neighbours_omitted`.
+    public static let maxNeighbours = 20
     /// Above this share of the node's CPU time stolen by the hypervisor, a warning: the node's
     /// virtual CPUs were not running for more than a tenth of the time they wanted to, whoever
     /// on the node wanted them.
@@ -125,6 +181,34 @@ public enum CPUContentionCheck {
             "throttled_seconds": double(facts.throttledNanoseconds.map { Double($0) / 1e9 }, places: 6),
         ]
         if window.unread > 0 { evidence["processes_unread"] = .int(Int64(window.unread)) }
+        var neighbours: [CPUNeighbourReport.Neighbour] = []
+        switch facts.neighbours {
+        case .success(let report):
+            let sorted = report.neighbours.sorted {
+                ($0.nanoseconds, $1.cgroup) > ($1.nanoseconds, $0.cgroup)
+            }
+            neighbours = Array(sorted.prefix(maxNeighbours))
+            if sorted.count > maxNeighbours {
+                let rest = sorted.dropFirst(maxNeighbours)
+                evidence["neighbours_omitted"] = .int(Int64(rest.count))
+                evidence["neighbours_omitted_seconds"] = double(
+                    Double(rest.reduce(Int64(0)) { $0.addingSaturating($1.nanoseconds) }) / 1e9, places: 6)
+            }
+            evidence["neighbours"] = .array(
+                neighbours.map {
+                    .object([
+                        "cgroup": .string($0.cgroup), "container.id": .from($0.containerID),
+                        "k8s.pod.name": .from($0.podName), "k8s.namespace.name": .from($0.namespace),
+                        "cpu_seconds_taken": double(Double($0.nanoseconds) / 1e9, places: 6),
+                    ])
+                })
+            evidence["cpu_seconds_taken_by_own_processes"] = double(Double(report.ownNanoseconds) / 1e9, places: 6)
+            evidence["throttled_wait_seconds"] = double(Double(report.throttledNanoseconds) / 1e9, places: 6)
+            evidence["waits_followed"] = .int(report.waits)
+        case .failure(let why):
+            evidence["neighbours"] = .null
+            evidence["neighbours_unavailable"] = .string(why.reason)
+        }
 
         guard window.durationNanoseconds > 0 else {
             return .unavailable(
@@ -146,10 +230,17 @@ public enum CPUContentionCheck {
         let top =
             roles.first.map { " Most of it in \($0.role) (\(format(Double($0.waitNanoseconds) / 1e9, places: 2)) s)." }
             ?? ""
+        let taker =
+            neighbours.first.map { n in
+                let who =
+                    n.podName.map { pod in n.namespace.map { "pod \($0)/\(pod)" } ?? "pod \(pod)" }
+                    ?? n.containerID.map { "container \($0)" } ?? n.cgroup
+                return " The CPU went first to \(who) (\(format(Double(n.nanoseconds) / 1e9, places: 2)) s)."
+            } ?? ""
         let sentence =
             "The container's processes waited \(format(Double(wait) / 1e9, places: 2)) s for a CPU in the window "
             + "(\(format(waitPerSecond, places: 3)) s per second), \(format(share * 100, places: 1)) % of the time "
-            + "they were runnable.\(top)\(stealText)\(exitedNote)"
+            + "they were runnable.\(top)\(taker)\(stealText)\(exitedNote)"
 
         let contended = share > warningWaitShare && waitPerSecond >= minimumWaitPerSecond
         if contended, let periods = facts.throttledPeriods, periods > 0 {

@@ -62,23 +62,40 @@ public enum ContainerDiagnosis {
     /// The checks `staticObservations` reports, in order.
     public static let staticChecks = [ShmSizeCheck.id, MemoryLimitCheck.id, MemoryBudgetCheck.id, HugePagesCheck.id]
     /// The checks of the window that need no probe (`cpu.throttling`: the cgroup's counters at
-    /// both ends), reported for every container, with a probe slot or not.
-    public static let windowChecks = [CPUThrottlingCheck.id]
+    /// both ends; `cpu.contention`: the processes' schedstat at both ends), reported for every
+    /// container, with a probe slot or not. A probe may add to one (the sched probe names
+    /// `cpu.contention`'s neighbours): it is still evaluated here, once.
+    public static let windowChecks = [CPUThrottlingCheck.id, CPUContentionCheck.id]
+
+    /// The checks the probes of `statuses` report themselves: theirs, less the window checks.
+    public static func probeChecks(_ statuses: [ProbeStatus]) -> [String] {
+        statuses.flatMap(\.checks).filter { !windowChecks.contains($0) }
+    }
 
     /// Every check of one container for a window, in order: the static checks, `cpu.throttling`
     /// over `cpu` (the container's CPU cgroup between the window's two readings, or why there is
-    /// none), then, when the container holds probe slot `slot` in `window`, the probe checks.
+    /// none), `cpu.contention` over `sched` (its processes between the same two moments; the
+    /// neighbours from the sched probe when it watches slot `slot`), then, when the container
+    /// holds probe slot `slot` in `window`, the probe checks.
     public static func observations(
         _ resolution: Resolution, slot: Int?, host: HostRoot, window: WindowFacts?,
         cpu: Result<CPUCgroupWindow, CheckUnavailable> = .failure(CPUFactsReader.noWindow),
+        sched: Result<SchedWindow, CheckUnavailable> = .failure(CPUContentionFactsReader.noWindow),
         step: (String) -> Void = { _ in }
     ) -> [Observation] {
         var observations = staticObservations(resolution, host: host, step: step)
         observations.append(CPUThrottlingCheck.evaluate(CPUFactsReader.facts(resolution, window: cpu)))
-        if let slot, let window {
-            // Its own namer: a cache shared with another container's thread (one that may still
-            // run, abandoned) would be shared mutable state.
-            let names = CgroupNames(host: host, layout: window.layout, known: window.known)
+        // Its own namer: a cache shared with another container's thread (one that may still run,
+        // abandoned) would be shared mutable state.
+        let names = window.map { CgroupNames(host: host, layout: $0.layout, known: $0.known) }
+        step("/proc for the roles of the processes (cpu.contention)")
+        observations.append(
+            CPUContentionCheck.evaluate(
+                CPUContentionFactsReader.facts(
+                    resolution, window: sched, cpu: cpu,
+                    neighbours: CPUContentionFactsReader.neighbours(slot: slot, window: window?.window, names: names),
+                    host: host)))
+        if let slot, let window, let names {
             observations += probeObservations(
                 resolution, index: slot, host: host, window: window.window, names: names, pageSize: window.pageSize,
                 clock: window.clock, devices: window.devices, step: step)
@@ -164,7 +181,7 @@ public enum ContainerDiagnosis {
                 !status.running
                 ? status.reason ?? "the \(status.name) probe is not running"
                 : window.results.unwatched[status.name]?[index] ?? "no check reads the \(status.name) probe"
-            observations += status.checks.map {
+            observations += probeChecks([status]).map {
                 .unavailable(check: $0, reason: reason, evidence: ["probe": .string(status.name)])
             }
         }
@@ -176,7 +193,7 @@ public enum ContainerDiagnosis {
     public static func unfollowedObservations(statuses: [ProbeStatus], slots: Int) -> [Observation] {
         let reason = "the probes follow at most \(slots) containers at once on a node and this one has no slot"
         return statuses.flatMap { status in
-            status.checks.map {
+            probeChecks([status]).map {
                 Observation.unavailable(check: $0, reason: reason, evidence: ["probe": .string(status.name)])
             }
         }

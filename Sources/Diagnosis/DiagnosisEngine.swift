@@ -60,8 +60,9 @@ public actor DiagnosisEngine {
     private var samplers: [String: BackgroundWork<Int64?>] = [:]
     /// Each followed container's CPU cgroup sampler for the current window, by container id.
     private var cpuSamplers: [String: BackgroundWork<CPUWindowSamples>] = [:]
-    /// The reading of each container's CPU cgroup that ended the last window: the next one's start.
-    private var cpuEndSamples: [String: CPUCgroupSample] = [:]
+    /// The readings of each container's CPU cgroup and processes that ended the last window: the
+    /// next one's start.
+    private var cpuEndSamples: [String: CPUWindowSampler.Previous] = [:]
     /// Containers without a probe slot at the last `follow`.
     private var unfollowed = 0
     private var closed = false
@@ -216,7 +217,8 @@ public actor DiagnosisEngine {
         for resolution in targets where cpuSamplers[resolution.container.id] == nil {
             let id = resolution.container.id
             cpuSamplers[id] = CPUWindowSampler.start(
-                resolution, host: configuration.host, threads: deadlines.threads, previous: cpuEndSamples[id])
+                resolution, host: configuration.host, threads: deadlines.threads,
+                previous: cpuEndSamples[id] ?? CPUWindowSampler.Previous())
             cpuEndSamples[id] = nil
         }
         guard samplesShm else { return }
@@ -274,7 +276,7 @@ public actor DiagnosisEngine {
         cpuSamplers = [:]
         if !last {
             for (id, outcome) in cpuSampled {
-                if case .finished(let samples) = outcome, let end = samples.endSample { cpuEndSamples[id] = end }
+                if case .finished(let samples) = outcome { cpuEndSamples[id] = samples.endSamples }
             }
         }
         var peaks: [Int: Int64] = [:]
@@ -292,7 +294,7 @@ public actor DiagnosisEngine {
             let slot = configuration.observes ? slots.slots[id] : nil
             let checks =
                 ContainerDiagnosis.staticChecks + ContainerDiagnosis.windowChecks
-                + (slot == nil ? [] : statuses.flatMap(\.checks))
+                + (slot == nil ? [] : ContainerDiagnosis.probeChecks(statuses))
             let cpu = cpuSampled[id]
             var observations: [Observation]
             if let (reason, evidence) = Self.timedOut(sampled[id], deadline: deadlines.threads.deadline)
@@ -304,9 +306,10 @@ public actor DiagnosisEngine {
                 return round
             } else {
                 let cpuWindow = Self.cpuWindow(cpu, deadline: deadlines.threads.deadline)
+                let schedWindow = Self.schedWindow(cpu, deadline: deadlines.threads.deadline)
                 let diagnosed = await deadlines.observations(container: id, checks: checks) { progress in
                     ContainerDiagnosis.observations(
-                        resolution, slot: slot, host: host, window: facts, cpu: cpuWindow
+                        resolution, slot: slot, host: host, window: facts, cpu: cpuWindow, sched: schedWindow
                     ) {
                         progress.step($0)
                     }
@@ -353,6 +356,16 @@ public actor DiagnosisEngine {
         guard let outcome else { return .failure(CPUFactsReader.noWindow) }
         if case .finished(let samples) = outcome { return samples.window }
         let reason = ContainerDeadline.reason(outcome, deadline: deadline)?.0 ?? "the CPU cgroup was not sampled"
+        return .failure(CheckUnavailable(reason))
+    }
+
+    /// The processes' window a sampler's outcome gives, as `cpuWindow` does for the cgroup.
+    private static func schedWindow(_ outcome: DeadlineOutcome<CPUWindowSamples>?, deadline: Double)
+        -> Result<SchedWindow, CheckUnavailable>
+    {
+        guard let outcome else { return .failure(CPUContentionFactsReader.noWindow) }
+        if case .finished(let samples) = outcome { return samples.schedWindow }
+        let reason = ContainerDeadline.reason(outcome, deadline: deadline)?.0 ?? "the processes were not sampled"
         return .failure(CheckUnavailable(reason))
     }
 

@@ -151,7 +151,19 @@ public struct TextFormatter: Sendable {
             }
             return out
         }
-        if key == "per_role", let items = value.arrayValue, !items.isEmpty {
+        if key == "neighbours", let items = value.arrayValue, !items.isEmpty,
+            items.allSatisfy({ $0["cpu_seconds_taken"] != nil })
+        {
+            return indent + "\(key):\n" + items.map { indent + "  " + Self.cpuNeighbour($0) + "\n" }.joined()
+        }
+        if key == "per_role", let items = value.arrayValue, !items.isEmpty,
+            items.allSatisfy({ $0["wait_seconds"] != nil })
+        {
+            return indent + "\(key):\n" + items.map { indent + "  " + Self.roleWait($0) + "\n" }.joined()
+        }
+        if key == "per_role", let items = value.arrayValue, !items.isEmpty,
+            items.allSatisfy({ $0["migrations"] != nil })
+        {
             // `cpu.migrations`, one line per role as BCC's counting tools print their tables:
             // `client backend (8 processes): 1234 migrations  cross-LLC 0  cross-NUMA 0`.
             var out = indent + "\(key):\n"
@@ -182,6 +194,44 @@ public struct TextFormatter: Sendable {
         default: text = JSONWriter.string(value)
         }
         return indent + "\(key): \(text)\n"
+    }
+
+    /// A cgroup that took CPU time from the container (`cpu.contention`), most first:
+    /// `4.52 s  pod shop/hog-0  memory:/kubepods/burstable/pod…/…`.
+    static func cpuNeighbour(_ item: JSONValue) -> String {
+        let seconds = Self.seconds(item["cpu_seconds_taken"])
+        let who: String =
+            if let pod = item["k8s.pod.name"]?.stringValue {
+                "pod " + (item["k8s.namespace.name"]?.stringValue.map { "\($0)/" } ?? "") + pod
+            } else if let id = item["container.id"]?.stringValue {
+                "container \(id.prefix(12))"
+            } else {
+                "-"
+            }
+        return "\(seconds) taken  \(who)  \(item["cgroup"]?.stringValue ?? "?")"
+    }
+
+    /// One role's run and wait (`cpu.contention`): `client backend ×3  ran 2.91 s  waited 2.80 s (49.0 %)`.
+    static func roleWait(_ item: JSONValue) -> String {
+        let role = item["role"]?.stringValue ?? "?"
+        let processes = item["processes"]?.intValue.map { " ×\($0)" } ?? ""
+        let share: String =
+            switch item["wait_share"] {
+            case .double(let d)?: " (\((d * 1000).rounded() / 10) %)"
+            case .int(let i)?: " (\(i * 100) %)"
+            default: ""
+            }
+        return
+            "\(role)\(processes)  ran \(seconds(item["run_seconds"]))  waited \(seconds(item["wait_seconds"]))\(share)"
+    }
+
+    /// A number of seconds as `2.91 s` (`? s` when it is not a number).
+    static func seconds(_ value: JSONValue?) -> String {
+        switch value {
+        case .double(let d)?: "\((d * 100).rounded() / 100) s"
+        case .int(let i)?: "\(i) s"
+        default: "? s"
+        }
     }
 
     func unit(of key: String) -> String {

@@ -40,9 +40,12 @@ public struct SchedSample: Sendable, Equatable {
         var sample = SchedSample(monotonicNanoseconds: monotonicNanoseconds, processes: [:])
         let pids = text.split(separator: "\n").compactMap { Int32($0.trimmingWhitespace()) }.filter { $0 > 0 }
         for (index, pid) in pids.enumerated() {
+            // The identity is read before and after the statistics: a pid that exited and was
+            // reused by another process in between is not counted as either.
             guard index < processLimit,
                 let identity = try? ProcessIdentity.read(host: host, pid: pid),
-                let stat = try? SchedStat.read(host: host, pid: pid)
+                let stat = try? SchedStat.read(host: host, pid: pid),
+                (try? ProcessIdentity.read(host: host, pid: pid)) == identity
             else {
                 sample.unread += 1
                 continue

@@ -28,7 +28,7 @@ public struct ProbeDefinition: Sendable, Equatable {
 public enum ProbeCatalog {
     /// Every probe, in the order they are loaded.
     public static let probes: [any Probe.Type] = [
-        ShmProbe.self, ReclaimProbe.self, BlkioProbe.self, MigrationsProbe.self,
+        ShmProbe.self, ReclaimProbe.self, BlkioProbe.self, MigrationsProbe.self, SchedProbe.self,
     ]
 
     /// Every probe's definition, in the same order.

@@ -77,6 +77,26 @@ public enum ReclaimObject {
     }
 }
 
+/// The programs and maps of the embedded object `sched` (`bpf/sched.bpf.c`).
+public enum SchedObject {
+    /// The object's name (`EmbeddedObject.named`).
+    public static let name = "sched"
+
+    /// Its programs.
+    public enum Program: String, BPFProgramName, CaseIterable {
+        case pgnSchedBtf = "pgn_sched_btf"
+        case pgnSchedRaw = "pgn_sched_raw"
+    }
+
+    /// Its maps.
+    public enum Map: String, BPFMapName, CaseIterable {
+        case schedCounts = "sched_counts"
+        case schedCpu = "sched_cpu"
+        case schedTakers = "sched_takers"
+        case targets = "targets"
+    }
+}
+
 /// The programs and maps of the embedded object `shm` (`bpf/shm.bpf.c`).
 public enum ShmObject {
     /// The object's name (`EmbeddedObject.named`).

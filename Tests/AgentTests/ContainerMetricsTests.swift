@@ -85,6 +85,7 @@ struct ContainerMetricsTests {
                         "within_llc": .int(own), "cross_llc": .int(noise), "cross_numa": .int(1),
                         "unknown_topology": .int(0),
                     ]),
+                finding("c1", pod: "p1", "cpu.contention", .warning, ["run_queue_wait_share": .double(0.25)]),
             ])
         }
         window(stall: 1_500_000_000, own: 10, noise: 3, limit: .int(1 << 30))
@@ -105,6 +106,7 @@ struct ContainerMetricsTests {
         // No limit in the second window: the gauge of the first is gone.
         #expect(!metrics.has("pgnode_memory_limit_bytes", base))
         #expect(metrics.value("pgnode_memory_working_set_bytes", base) == 99)
+        #expect(metrics.value("pgnode_cpu_run_queue_wait_ratio", base) == 0.25)
 
         // A check that cannot run leaves the counters' totals and drops its gauges.
         container.record([finding("c1", pod: "p1", "shm.size", .unavailable)])

@@ -10,8 +10,8 @@ import Testing
 struct CheckAgentParityTests {
     /// Every check a PostgreSQL container gets when the probes run.
     static let containerChecks: Set<String> = [
-        "shm.size", "memory.limit", "memory.budget", "memory.hugepages", "cpu.throttling", "shm.enospc",
-        "memory.reclaim", "blkio.noise", "cpu.migrations",
+        "shm.size", "memory.limit", "memory.budget", "memory.hugepages", "cpu.throttling", "cpu.contention",
+        "shm.enospc", "memory.reclaim", "blkio.noise", "cpu.migrations",
     ]
 
     var canRun: Bool {

@@ -134,12 +134,62 @@ struct CPUContentionCheckTests {
     func extreme(_ value: Int64) {
         let w = F.window(run: value, wait: value, ticks: value, steal: value)
         let roles = [RoleSchedTime(role: "x", processes: .max, runNanoseconds: value, waitNanoseconds: .max)]
+        var withNeighbours = F.facts(w, roles: roles, throttledPeriods: value, throttledNs: value)
+        withNeighbours.neighbours = .success(
+            CPUNeighbourReport(
+                neighbours: [
+                    .init(cgroup: "a", containerID: nil, podName: nil, namespace: nil, nanoseconds: value),
+                    .init(cgroup: "b", containerID: "c", podName: "p", namespace: "n", nanoseconds: .max),
+                ], ownNanoseconds: value, throttledNanoseconds: value, waits: value))
         for facts in [
             F.facts(w, roles: roles, throttledPeriods: value, throttledNs: value),
-            F.facts(w, roles: roles, throttledPeriods: nil, throttledNs: nil),
+            F.facts(w, roles: roles, throttledPeriods: nil, throttledNs: nil), withNeighbours,
         ] {
             let o = CPUContentionCheck.evaluate(facts)
             #expect(!o.summary.isEmpty)
         }
+    }
+
+    @Test("neighbours: sorted by CPU time taken, the first named in the summary; unknown says why")
+    func neighbours() throws {
+        var facts = F.facts(F.window(run: 5_000_000_000, wait: 5_000_000_000))
+        facts.neighbours = .success(
+            CPUNeighbourReport(
+                neighbours: [
+                    .init(
+                        cgroup: "memory:/system.slice/cron.service", containerID: nil, podName: nil, namespace: nil,
+                        nanoseconds: 200_000_000),
+                    .init(
+                        cgroup: "memory:/kubepods/burstable/podu/abc", containerID: "abc", podName: "hog-0",
+                        namespace: "batch", nanoseconds: 4_500_000_000),
+                ], ownNanoseconds: 1_000, throttledNanoseconds: 0, waits: 42))
+        let o = CPUContentionCheck.evaluate(facts)
+        #expect(o.severity == .warning)
+        let list = try #require(o.evidence["neighbours"]?.arrayValue)
+        #expect(list.map { $0["k8s.pod.name"] } == ["hog-0", .null])
+        #expect(list.first?["container.id"] == "abc")
+        #expect(list.first?["k8s.namespace.name"] == "batch")
+        #expect(list.first?["cpu_seconds_taken"] == .double(4.5))
+        #expect(o.evidence["waits_followed"] == .int(42))
+        #expect(o.summary.contains("The CPU went first to pod batch/hog-0 (4.50 s)."), "\(o.summary)")
+
+        // Past the most listed, the rest are counted.
+        var many = facts
+        many.neighbours = .success(
+            CPUNeighbourReport(
+                neighbours: (0..<25).map {
+                    .init(
+                        cgroup: "c\($0)", containerID: nil, podName: nil, namespace: nil, nanoseconds: Int64($0) * 1000)
+                }, ownNanoseconds: 0, throttledNanoseconds: 0, waits: 1))
+        let capped = CPUContentionCheck.evaluate(many)
+        #expect(capped.evidence["neighbours"]?.arrayValue?.count == CPUContentionCheck.maxNeighbours)
+        #expect(capped.evidence["neighbours"]?.arrayValue?.first?["cgroup"] == "c24")
+        #expect(capped.evidence["neighbours_omitted"] == .int(5))
+
+        facts.neighbours = .failure(CheckUnavailable("the sched probe is not running: no BTF"))
+        let unknown = CPUContentionCheck.evaluate(facts)
+        #expect(unknown.severity == .warning)
+        #expect(unknown.evidence["neighbours"] == .null)
+        #expect(unknown.evidence["neighbours_unavailable"] == "the sched probe is not running: no BTF")
     }
 }

@@ -178,4 +178,33 @@ extension FormatterTests {
         #expect(!TextFormatter.useColour(terminal: true, environment: ["NO_COLOR": "1"]))
         #expect(!TextFormatter.useColour(terminal: false, environment: [:]))
     }
+
+    @Test("cpu.contention: neighbours and per-role wait one a line, most first, as a person reads them")
+    func cpuContention() {
+        let evidence: JSONObject = [
+            "neighbours": .array([
+                .object([
+                    "cgroup": "memory:/kubepods/burstable/podu/abc", "container.id": "abcdef0123456789",
+                    "k8s.pod.name": "hog-0", "k8s.namespace.name": "batch", "cpu_seconds_taken": .double(4.518),
+                ]),
+                .object([
+                    "cgroup": "memory:/", "container.id": .null, "k8s.pod.name": .null, "k8s.namespace.name": .null,
+                    "cpu_seconds_taken": .double(0.02),
+                ]),
+            ]),
+            "per_role": .array([
+                .object([
+                    "role": "client backend", "processes": 1, "run_seconds": .double(2.913),
+                    "wait_seconds": .double(2.8), "wait_share": .double(0.4901),
+                ])
+            ]),
+        ]
+        let text = TextFormatter(colour: false).format([
+            finding("cpu.contention", .critical, container: "c1", evidence: evidence)
+        ])
+        #expect(
+            text.contains("        4.52 s taken  pod batch/hog-0  memory:/kubepods/burstable/podu/abc\n"), "\(text)")
+        #expect(text.contains("        0.02 s taken  -  memory:/\n"), "\(text)")
+        #expect(text.contains("        client backend ×1  ran 2.91 s  waited 2.8 s (49.0 %)\n"), "\(text)")
+    }
 }

@@ -47,9 +47,10 @@ struct EmbeddedObjectTests {
         try check(ReclaimObject.name, ReclaimObject.Program.self, ReclaimObject.Map.self)
         try check(BlkioObject.name, BlkioObject.Program.self, BlkioObject.Map.self)
         try check(MigrationsObject.name, MigrationsObject.Program.self, MigrationsObject.Map.self)
+        try check(SchedObject.name, SchedObject.Program.self, SchedObject.Map.self)
         #expect(
             Set(ProbeCatalog.probes.map { $0.name })
-                == [ShmObject.name, ReclaimObject.name, BlkioObject.name, MigrationsObject.name])
+                == [ShmObject.name, ReclaimObject.name, BlkioObject.name, MigrationsObject.name, SchedObject.name])
     }
 
     @Test("opening garbage fails with a typed error")

@@ -239,4 +239,50 @@ struct ProbeFunctionalTests {
         // The neighbour is this test process's blkio cgroup (v1 hierarchy), not the target.
         #expect(first.cgroup.id != (try cgroup.id("blkio")))
     }
+
+    /// A shell loop of `iterations` steps: CPU-bound, never sleeping, ending by count.
+    static func busyLoop(_ iterations: Int) -> String {
+        "i=0; while [ $i -lt \(iterations) ]; do i=$((i+1)); done"
+    }
+
+    @Test(
+        "sched: a competitor pinned to the target's CPU, in another cgroup, is charged for the time it took",
+        arguments: [false, true])
+    func sched(rawTracepoints: Bool) async throws {
+        guard TestEnvironment.require(ProbeTestSupport.canRunBPF, "root and kernel BTF") else { return }
+        let target = try TestCgroup(["memory"])
+        let competitor = try TestCgroup(["memory"])
+        let stats = try BPFProgramStats.Collection()
+        defer { stats.close() }
+        var busy: CommandResult?
+        let counts = ProgramCounts()
+        let (results, outcomes) = try await observe(
+            "sched", targets: [ProbeTarget(memoryV1: try target.id("memory"))], preferRawTracepoints: rawTracepoints,
+            counts: counts
+        ) {
+            // Both on CPU 0: the scheduler has to share it, preempting one for the other.
+            let other = try Subprocess([
+                "sh", "-c", "\(competitor.enterCommand) && exec taskset -c 0 sh -c '\(Self.busyLoop(1 << 40))'",
+            ])
+            defer { other.stop() }
+            busy = try target.run("exec taskset -c 0 sh -c '\(Self.busyLoop(2_000_000))'")
+        }
+        #expect(outcomes.first?.programs.first?.hasSuffix(rawTracepoints ? "_raw" : "_btf") == true)
+        #expect(busy?.status == 0, "\(busy?.stderr ?? "")")
+        let runs = counts.byName.values.reduce(0) { $0 + $1.runs }
+        #expect(runs > 0, "\(counts.byName)")
+        let sched = try #require(results.sched[0], "no sched result: \(results.sched)")
+        #expect(results.sched.keys.sorted() == [0])
+        #expect(sched.waits > 0)
+        #expect(sched.resumed > 0, "the busy task ran again on CPU 0 after being preempted")
+        let competitorID = try competitor.id("memory")
+        let taker = try #require(
+            sched.neighbours.first { $0.cgroup.id == competitorID && $0.cgroup.kind == .memoryV1 },
+            "the competitor's cgroup is not among the neighbours: \(sched.neighbours)")
+        #expect(taker.nanoseconds > 0)
+        #expect(taker.intervals > 0)
+        // The target's own cgroup is never its own neighbour.
+        #expect(!sched.neighbours.contains { $0.cgroup.id == (try? target.id("memory")) })
+        #expect(sched.takenNs == sched.neighbours.reduce(0) { $0 + $1.nanoseconds })
+    }
 }

@@ -66,7 +66,7 @@ struct CPUDiagnosisFixtureTests {
             resolution, slot: nil, host: fixture.host, window: nil, cpu: cpu)
         #expect(
             observations.map(\.check) == [
-                "shm.size", "memory.limit", "memory.budget", "memory.hugepages", "cpu.throttling",
+                "shm.size", "memory.limit", "memory.budget", "memory.hugepages", "cpu.throttling", "cpu.contention",
             ])
         return try #require(observations.first { $0.check == CPUThrottlingCheck.id })
     }

@@ -208,4 +208,28 @@ struct pgn_mig_value {
     char comm[PGN_COMM_LEN];
 };
 
+/* ---- sched: CPU time other cgroups took from the targets' runnable tasks ---- */
+
+/* Per target (PERCPU_ARRAY indexed by target; user space sums the CPUs). Times in ns. */
+struct pgn_sched_counts {
+    unsigned long long waits;        /* a target task switched out while runnable, and remembered */
+    unsigned long long resumed;      /* of those, ended by the task running again on that CPU */
+    unsigned long long left;         /* ended otherwise: migrated, blocked, or the CPU went idle */
+    unsigned long long taken_ns;     /* charged to other cgroups' tasks (sched_takers) */
+    unsigned long long own_ns;       /* taken by another task of the target's own cgroup */
+    unsigned long long throttled_ns; /* while the target's run queue was throttled by its quota */
+};
+
+/* A cgroup that ran while a target's task waited on the same CPU (HASH). */
+struct pgn_sched_taker_key {
+    unsigned long long cgroup_id;
+    unsigned int kind; /* enum pgn_cgroup_kind of cgroup_id */
+    unsigned int target;
+};
+
+struct pgn_sched_taker_value {
+    unsigned long long ns;        /* CPU time it took while the target's task waited */
+    unsigned long long intervals; /* the switches that ended such a time */
+};
+
 #endif
