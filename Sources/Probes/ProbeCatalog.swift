@@ -27,7 +27,9 @@ public struct ProbeDefinition: Sendable, Equatable {
 /// in `<Name>Probe.swift` beside `bpf/<name>.bpf.c`).
 public enum ProbeCatalog {
     /// Every probe, in the order they are loaded.
-    public static let probes: [any Probe.Type] = [ShmProbe.self, ReclaimProbe.self, BlkioProbe.self]
+    public static let probes: [any Probe.Type] = [
+        ShmProbe.self, ReclaimProbe.self, BlkioProbe.self, WritebackProbe.self,
+    ]
 
     /// Every probe's definition, in the same order.
     public static let all: [ProbeDefinition] = probes.map { $0.definition }

@@ -47,7 +47,10 @@ struct AgentContainersTests {
             directory: directory)
         defer { _ = agent.stop(SIGKILL) }
 
-        let every = ["shm.size", "memory.limit", "cpu.throttling", "shm.enospc", "memory.reclaim", "blkio.noise"]
+        let every = [
+            "shm.size", "memory.limit", "cpu.throttling", "shm.enospc", "memory.reclaim", "blkio.noise",
+            "writeback.throttle",
+        ]
         #expect(
             waitUntil(timeout: 30) { containerChecks(agent.stdout)[first.podName]?.isSuperset(of: every) == true },
             "no findings for \(first.podName): \(agent.stderr)")

@@ -13,7 +13,7 @@ private func findings(_ stdout: String) throws -> [String: JSONValue] {
     return result
 }
 
-private let bpfChecks = ["shm.enospc", "memory.reclaim", "blkio.noise"]
+private let bpfChecks = ["shm.enospc", "memory.reclaim", "blkio.noise", "writeback.throttle"]
 
 /// The ids of the BPF programs loaded in the kernel (bpftool), nil when it cannot list them.
 private func loadedProgramIDs() -> Set<Int64>? {
@@ -69,7 +69,7 @@ struct BPFCheckCommandTests {
                 Issue.record("no probes in \(support)")
                 return
             }
-            #expect(probes.count == 3)
+            #expect(probes.count == 4)
             #expect(probes.allSatisfy { $0["available"] == .bool(true) })
             for check in bpfChecks {
                 let finding = try #require(found[check], "\(check) missing")

@@ -11,6 +11,7 @@ struct CheckAgentParityTests {
     /// Every check a PostgreSQL container gets when the probes run.
     static let containerChecks: Set<String> = [
         "shm.size", "memory.limit", "cpu.throttling", "shm.enospc", "memory.reclaim", "blkio.noise",
+        "writeback.throttle",
     ]
 
     var canRun: Bool {

@@ -5,7 +5,7 @@ import Testing
 
 /// The checks every PostgreSQL container gets.
 let everyContainerCheck: Set<String> = [
-    "shm.size", "shm.enospc", "memory.limit", "cpu.throttling", "memory.reclaim", "blkio.noise",
+    "shm.size", "shm.enospc", "memory.limit", "cpu.throttling", "memory.reclaim", "blkio.noise", "writeback.throttle",
 ]
 
 /// The checks that need no probe: their evidence (the container's files and cgroups, the server's

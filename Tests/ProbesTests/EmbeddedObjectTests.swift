@@ -46,7 +46,11 @@ struct EmbeddedObjectTests {
         try check(ShmObject.name, ShmObject.Program.self, ShmObject.Map.self)
         try check(ReclaimObject.name, ReclaimObject.Program.self, ReclaimObject.Map.self)
         try check(BlkioObject.name, BlkioObject.Program.self, BlkioObject.Map.self)
-        #expect(Set(ProbeCatalog.probes.map { $0.name }) == [ShmObject.name, ReclaimObject.name, BlkioObject.name])
+        try check(WritebackObject.name, WritebackObject.Program.self, WritebackObject.Map.self)
+        #expect(
+            Set(ProbeCatalog.probes.map { $0.name }) == [
+                ShmObject.name, ReclaimObject.name, BlkioObject.name, WritebackObject.name,
+            ])
     }
 
     @Test("opening garbage fails with a typed error")
