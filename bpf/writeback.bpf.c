@@ -79,7 +79,8 @@ int pgn_wb_pause(struct trace_event_raw_balance_dirty_pages *ctx)
     }
 
     struct pgn_writeback_bdi_key bkey = {.target = target};
-    __builtin_memcpy(bkey.bdi, ctx->bdi, sizeof(bkey.bdi));
+    /* Not a direct copy: the verifier refuses loads through a ctx pointer moved to the field. */
+    bpf_probe_read_kernel(bkey.bdi, sizeof(bkey.bdi), ctx->bdi);
     bkey.bdi[PGN_BDI_NAME_LEN - 1] = 0;
     struct pgn_writeback_bdi_value *bv = bpf_map_lookup_elem(&writeback_by_bdi, &bkey);
     if (!bv) {
