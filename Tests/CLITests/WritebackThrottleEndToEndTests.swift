@@ -77,7 +77,9 @@ struct WritebackThrottleEndToEndTests {
         let device = try #require(evidence["devices"]?.arrayValue?.first { $0["bdi"]?.stringValue == fs.bdi })
         #expect(device["name"]?.stringValue == fs.blockDevice, "\(device)")
         #expect(device["strict_limit"] == .int(1), "\(device)")
-        #expect(device["max_bytes"]?.intValue == fs.maxBytes, "\(device)")
+        // The kernel keeps max_bytes as a ratio of the node's dirty limit and recomputes the bytes
+        // as dirtyable memory changes: about the 1 MiB set, not exactly.
+        #expect((1...(4 << 20)).contains(device["max_bytes"]?.intValue ?? 0), "\(device)")
         #expect(finding["summary"]?.stringValue?.contains(fs.blockDevice) == true, "\(finding)")
         #expect(finding["remedy"]?.stringValue?.contains("backend_flush_after") == true, "\(finding)")
         #expect(evidence["settings"]?["backend_flush_after"]?["value"] == .int(0), "\(evidence)")

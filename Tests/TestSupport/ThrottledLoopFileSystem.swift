@@ -15,7 +15,9 @@ public final class ThrottledLoopFileSystem {
     public var blockDevice: String { (device as NSString).lastPathComponent }
     /// Where it is mounted.
     public let mountPoint: String
-    /// The bdi's `max_bytes` as the kernel stored it (rounded).
+    /// The bdi's `max_bytes` as read right after setting it. The kernel keeps it as a ratio of the
+    /// node's dirty limit (`max_ratio_fine`) and recomputes the bytes as dirtyable memory changes,
+    /// so a later reading differs a little.
     public private(set) var maxBytes: Int64 = 0
     let directory: String
     let savedMaxRatioFine: String?
