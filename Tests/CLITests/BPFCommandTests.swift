@@ -215,7 +215,7 @@ struct BPFCheckCommandTests {
             Issue.record("no probes in bpf.support")
             return
         }
-        #expect(blocked.count == 3 && blocked.allSatisfy { $0["available"] == .bool(false) })
+        #expect(blocked.count == 4 && blocked.allSatisfy { $0["available"] == .bool(false) })
 
         let result = try Command.pgnode([
             "check", "--host-root", host, "--btf-archive", base + "/archive", "--duration", "0", "--format", "json",

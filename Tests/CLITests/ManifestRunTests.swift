@@ -569,7 +569,7 @@ struct ManifestRunTests {
                     #expect(line != nil, "\(file): no \(check) for \(target)")
                     #expect(line?.contains("UNAVAILABLE") == false, "\(file): \(line ?? "")")
                 }
-                #expect(text.contains("bpf.support: All 3 BPF probes run here"), "\(file): \(text)")
+                #expect(text.contains("bpf.support: All 4 BPF probes run here"), "\(file): \(text)")
                 report(run, file)
             }
         }
