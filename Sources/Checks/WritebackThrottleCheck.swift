@@ -67,13 +67,16 @@ public struct WritebackThrottleReport: Sendable, Equatable {
         public var wbSetpointBytes: Int64
         /// … the host pid that took it (0 if unknown).
         public var pid: Int32
+        /// … the inode of the memory cgroup whose writeback it was (the tracepoint's `cgroup_ino`:
+        /// the container's own on cgroup v2, the root's, 1, on v1).
+        public var writebackCgroupInode: Int64
 
         /// One device.
         public init(
             bdi: String, name: String? = nil, strictLimit: Int64? = nil, maxBytes: Int64? = nil,
             maxRatio: Int64? = nil, pauses: Int64, pausedNanoseconds: Int64, maxPauseNanoseconds: Int64,
             dirtyBytes: Int64 = 0, limitBytes: Int64 = 0, wbDirtyBytes: Int64 = 0, wbSetpointBytes: Int64 = 0,
-            pid: Int32 = 0
+            pid: Int32 = 0, writebackCgroupInode: Int64 = 0
         ) {
             self.bdi = bdi
             self.name = name
@@ -88,6 +91,7 @@ public struct WritebackThrottleReport: Sendable, Equatable {
             self.wbDirtyBytes = wbDirtyBytes
             self.wbSetpointBytes = wbSetpointBytes
             self.pid = pid
+            self.writebackCgroupInode = writebackCgroupInode
         }
     }
 
@@ -191,6 +195,7 @@ public enum WritebackThrottleCheck {
                             "pid": .int(Int64($0.pid)), "dirty_bytes": .int($0.dirtyBytes),
                             "limit_bytes": .int($0.limitBytes), "wb_dirty_bytes": .int($0.wbDirtyBytes),
                             "wb_setpoint_bytes": .int($0.wbSetpointBytes),
+                            "wb_cgroup_ino": .int($0.writebackCgroupInode),
                         ]),
                     ])
                 }),

@@ -71,7 +71,7 @@ extension ProbeReports {
                 pausedNanoseconds: Int64(clamping: d.pausedNs),
                 maxPauseNanoseconds: Int64(clamping: d.maxPauseNs), dirtyBytes: bytes(d.dirty),
                 limitBytes: bytes(d.limit), wbDirtyBytes: bytes(d.wbDirty), wbSetpointBytes: bytes(d.wbSetpoint),
-                pid: Int32(bitPattern: d.tgid))
+                pid: Int32(bitPattern: d.tgid), writebackCgroupInode: Int64(clamping: d.cgroupInode))
         }
         return WritebackThrottleReport(
             processes: Array(byProcess.values), devices: devices, windowNanoseconds: windowNanoseconds)

@@ -77,6 +77,8 @@ struct WritebackThrottleEndToEndTests {
         let device = try #require(evidence["devices"]?.arrayValue?.first { $0["bdi"]?.stringValue == fs.bdi })
         #expect(device["name"]?.stringValue == fs.blockDevice, "\(device)")
         #expect(device["strict_limit"] == .int(1), "\(device)")
+        // cgroup v1 (this machine): no cgroup writeback, the root memory cgroup's (inode 1).
+        #expect(device["at_max_pause"]?["wb_cgroup_ino"] == .int(1), "\(device)")
         // The kernel keeps max_bytes as a ratio of the node's dirty limit and recomputes the bytes
         // as dirtyable memory changes: about the 1 MiB set, not exactly.
         #expect((1...(4 << 20)).contains(device["max_bytes"]?.intValue ?? 0), "\(device)")

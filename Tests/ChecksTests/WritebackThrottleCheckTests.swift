@@ -17,7 +17,7 @@ struct WritebackThrottleCheckTests {
         .init(
             bdi: "7:3", name: "loop3", strictLimit: strict, maxBytes: 2 << 20, maxRatio: 1, pauses: 5,
             pausedNanoseconds: paused, maxPauseNanoseconds: max, dirtyBytes: 3 << 20, limitBytes: 400 << 20,
-            wbDirtyBytes: 1 << 20, wbSetpointBytes: 512 << 10, pid: 100)
+            wbDirtyBytes: 1 << 20, wbSetpointBytes: 512 << 10, pid: 100, writebackCgroupInode: 1)
     }
 
     @Test("no pause: ok, with the node's and the server's facts in the evidence")
@@ -89,6 +89,7 @@ struct WritebackThrottleCheckTests {
         #expect(device["strict_limit"] == .int(1) && device["max_bytes"] == .int(2 << 20))
         #expect(device["at_max_pause"]?["wb_dirty_bytes"] == .int(1 << 20))
         #expect(device["at_max_pause"]?["limit_bytes"] == .int(400 << 20))
+        #expect(device["at_max_pause"]?["wb_cgroup_ino"] == .int(1))
         #expect(o.evidence["pauses"] == .int(5) && o.evidence["paused_ns"] == .int(201_000_000))
         let remedy = o.remedy
         #expect(remedy.contains("backend_flush_after is 256kB (postgresql.conf:3)"), "\(remedy)")
