@@ -140,7 +140,17 @@ public struct TextFormatter: Sendable {
                 let role = item["role"]?.stringValue
                 let name =
                     role.map { "\(command ?? "postgres"): \($0)" } ?? command ?? "(unknown)"
-                let inContainer = item["ns_pid"]?.intValue.map { "  (pid \($0) in the container)" } ?? ""
+                let inContainer =
+                    (item["ns_pid"] ?? item["container_pid"])?.intValue.map { "  (pid \($0) in the container)" } ?? ""
+                if let pausedNs = item["paused_ns"]?.intValue {
+                    // writeback.throttle: pauses in balance_dirty_pages.
+                    let pausedMs = Double(pausedNs) / 1e6
+                    let pauses = item["pauses"]?.intValue ?? 0
+                    out +=
+                        indent + "  [\(pid)] \(name)  paused \((pausedMs * 10).rounded() / 10) ms in \(pauses) pause(s)"
+                        + inContainer + "\n"
+                    continue
+                }
                 let kib = (item["reclaimed_bytes"]?.intValue ?? 0) / 1024
                 let stallMs = Double(item["stall_ns"]?.intValue ?? 0) / 1e6
                 let events = item["events"]?.intValue ?? 0

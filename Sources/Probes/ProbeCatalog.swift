@@ -29,6 +29,7 @@ public enum ProbeCatalog {
     /// Every probe, in the order they are loaded.
     public static let probes: [any Probe.Type] = [
         ShmProbe.self, ReclaimProbe.self, BlkioProbe.self, MigrationsProbe.self, SchedProbe.self,
+        WritebackProbe.self,
     ]
 
     /// Every probe's definition, in the same order.

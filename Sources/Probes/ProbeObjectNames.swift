@@ -123,3 +123,21 @@ public enum ShmObject {
         case targets = "targets"
     }
 }
+
+/// The programs and maps of the embedded object `writeback` (`bpf/writeback.bpf.c`).
+public enum WritebackObject {
+    /// The object's name (`EmbeddedObject.named`).
+    public static let name = "writeback"
+
+    /// Its programs.
+    public enum Program: String, BPFProgramName, CaseIterable {
+        case pgnWbPause = "pgn_wb_pause"
+    }
+
+    /// Its maps.
+    public enum Map: String, BPFMapName, CaseIterable {
+        case targets = "targets"
+        case writebackByBdi = "writeback_by_bdi"
+        case writebackByPid = "writeback_by_pid"
+    }
+}

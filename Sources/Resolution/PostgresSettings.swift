@@ -109,6 +109,13 @@ public enum PostgresSettings {
             $0 >= 14 ? "0" : nil
         },
         Definition(name: "huge_pages", kind: .enumeration(hugePages)) { _ in "try" },
+        // The *_flush_after settings (9.6+): Linux defaults; `WRITEBACK_MAX_PENDING_FLUSHES` is 256.
+        Definition(name: "backend_flush_after", kind: .integer(unit: .blocks, range: 0...256)) { _ in "0" },
+        Definition(name: "bgwriter_flush_after", kind: .integer(unit: .blocks, range: 0...256)) { _ in "64" },
+        Definition(name: "checkpoint_flush_after", kind: .integer(unit: .blocks, range: 0...256)) { _ in "32" },
+        Definition(name: "wal_writer_flush_after", kind: .integer(unit: .walBlocks, range: 0...Int32.max)) {
+            _ in "128"
+        },
         Definition(name: "shared_memory_type", kind: .enumeration(GUCEnumOptions(["sysv", "mmap"]))) {
             $0 >= 12 ? "mmap" : nil
         },

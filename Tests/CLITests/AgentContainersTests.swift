@@ -49,7 +49,7 @@ struct AgentContainersTests {
 
         let every = [
             "shm.size", "memory.limit", "cpu.throttling", "cpu.contention", "shm.enospc", "memory.reclaim",
-            "blkio.noise",
+            "blkio.noise", "writeback.throttle",
         ]
         #expect(
             waitUntil(timeout: 30) { containerChecks(agent.stdout)[first.podName]?.isSuperset(of: every) == true },

@@ -13,7 +13,7 @@ private func findings(_ stdout: String) throws -> [String: JSONValue] {
     return result
 }
 
-private let bpfChecks = ["shm.enospc", "memory.reclaim", "blkio.noise", "cpu.migrations"]
+private let bpfChecks = ["shm.enospc", "memory.reclaim", "blkio.noise", "cpu.migrations", "writeback.throttle"]
 
 /// The ids of the BPF programs loaded in the kernel (bpftool), nil when it cannot list them.
 private func loadedProgramIDs() -> Set<Int64>? {

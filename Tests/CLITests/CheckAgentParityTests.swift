@@ -11,7 +11,7 @@ struct CheckAgentParityTests {
     /// Every check a PostgreSQL container gets when the probes run.
     static let containerChecks: Set<String> = [
         "shm.size", "memory.limit", "memory.budget", "memory.hugepages", "cpu.throttling", "cpu.contention",
-        "shm.enospc", "memory.reclaim", "blkio.noise", "cpu.migrations",
+        "shm.enospc", "memory.reclaim", "blkio.noise", "cpu.migrations", "writeback.throttle",
     ]
 
     var canRun: Bool {

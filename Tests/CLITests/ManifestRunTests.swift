@@ -6,7 +6,7 @@ import Testing
 /// The checks every PostgreSQL container gets.
 let everyContainerCheck: Set<String> = [
     "shm.size", "shm.enospc", "memory.limit", "memory.budget", "memory.hugepages", "cpu.throttling",
-    "cpu.contention", "memory.reclaim", "blkio.noise", "cpu.migrations",
+    "cpu.contention", "memory.reclaim", "blkio.noise", "cpu.migrations", "writeback.throttle",
 ]
 
 /// The checks that need no probe: their evidence (the container's files and cgroups, the server's

@@ -20,7 +20,7 @@ struct PrometheusScrapeTests {
 
     /// Every check a PostgreSQL container gets.
     static let containerChecks: Set<String> = [
-        "shm.size", "memory.limit", "shm.enospc", "memory.reclaim", "blkio.noise",
+        "shm.size", "memory.limit", "shm.enospc", "memory.reclaim", "blkio.noise", "writeback.throttle",
     ]
 
     var toolsInstalled: Bool {

@@ -389,6 +389,76 @@ struct ExtremeFactsTests {
         #expect(saturated.contains("migrations") && saturated.contains("per_role[1].cross_numa"), "\(saturated)")
     }
 
+    // MARK: writeback.throttle
+
+    static var writebackMutations: [Mutation<WritebackThrottleReport>] {
+        oneAtATimeAndTogether([
+            mutations("pid", \WritebackThrottleReport.processes[0].pid, Extremes.int32),
+            mutations("pauses", \WritebackThrottleReport.processes[0].pauses, Extremes.int64),
+            mutations("paused", \WritebackThrottleReport.processes[0].pausedNanoseconds, Extremes.int64),
+            mutations("max pause", \WritebackThrottleReport.processes[1].maxPauseNanoseconds, Extremes.int64),
+            mutations("device pauses", \WritebackThrottleReport.devices[0].pauses, Extremes.int64),
+            mutations("device paused", \WritebackThrottleReport.devices[0].pausedNanoseconds, Extremes.int64),
+            mutations("device max", \WritebackThrottleReport.devices[0].maxPauseNanoseconds, Extremes.int64),
+            mutations("dirty", \WritebackThrottleReport.devices[0].dirtyBytes, Extremes.int64),
+            mutations("limit", \WritebackThrottleReport.devices[0].limitBytes, Extremes.int64),
+            mutations("max bytes", \WritebackThrottleReport.devices[0].maxBytes, Extremes.optionalInt64),
+            mutations("strict", \WritebackThrottleReport.devices[0].strictLimit, Extremes.optionalInt64),
+            mutations("bdi", \WritebackThrottleReport.devices[0].bdi, Extremes.text),
+            mutations("window", \WritebackThrottleReport.windowNanoseconds, Extremes.int64),
+            mutations("memory limit", \WritebackThrottleReport.memoryLimitBytes, Extremes.optionalInt64),
+            mutations("ns pid", \WritebackThrottleReport.processes[1].containerPID, Extremes.int32.map { $0 }),
+            mutations(
+                "backend_flush_after", \WritebackThrottleReport.flushAfter["backend_flush_after"],
+                Extremes.int64.map { .some(.success(SettingValue($0, source: "postgresql.conf:1"))) }),
+        ])
+    }
+
+    static func writebackReport() -> WritebackThrottleReport {
+        WritebackThrottleReport(
+            processes: [
+                .init(
+                    pid: 1, role: "client backend", containerPID: 7, pauses: 3, pausedNanoseconds: 30_000_000,
+                    maxPauseNanoseconds: 12_000_000),
+                .init(
+                    pid: 2, role: "checkpointer", pauses: 1, pausedNanoseconds: 4_000_000,
+                    maxPauseNanoseconds: 4_000_000),
+            ],
+            devices: [
+                .init(
+                    bdi: "7:0", name: "loop0", strictLimit: 1, maxBytes: 1 << 20, pauses: 4,
+                    pausedNanoseconds: 34_000_000, maxPauseNanoseconds: 12_000_000, dirtyBytes: 1 << 20,
+                    limitBytes: 2 << 20)
+            ], windowNanoseconds: 10_000_000_000, vmDirty: ["dirty_ratio": .max, "dirty_bytes": .min],
+            memoryLimitBytes: 1 << 30, cgroupVersion: 2,
+            flushAfter: ["backend_flush_after": .some(.success(SettingValue(0, source: "default")))])
+    }
+
+    @Test("writeback.throttle", arguments: writebackMutations)
+    func writebackThrottle(_ mutation: Mutation<WritebackThrottleReport>) {
+        var report = Self.writebackReport()
+        mutation.apply(&report)
+        let o = WritebackThrottleCheck.evaluate(report)
+        expectSane(o, mutation.description)
+        if report.windowNanoseconds <= 0, o.evidence["pauses"]?.intValue ?? 0 > 0 {
+            #expect(o.severity == .unavailable, "\(mutation)")
+        }
+    }
+
+    @Test("writeback.throttle: sums saturate and are flagged")
+    func writebackSpecifics() {
+        var report = Self.writebackReport()
+        report.devices.append(report.devices[0])
+        for i in report.devices.indices {
+            report.devices[i].pauses = .max
+            report.devices[i].pausedNanoseconds = .max
+        }
+        let o = WritebackThrottleCheck.evaluate(report)
+        #expect(o.evidence["paused_ns"] == .int(.max) && o.evidence["pauses"] == .int(.max))
+        let saturated = o.evidence["saturated"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(saturated.contains("paused_ns") && saturated.contains("pauses"), "\(saturated)")
+    }
+
     // MARK: blkio.noise
 
     static let histograms: [Log2Histogram] = [

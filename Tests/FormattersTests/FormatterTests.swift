@@ -101,6 +101,27 @@ struct PerProcessTextTests {
         #expect(text.contains("[7382] postgres: checkpointer 928K  stalled 2.5 ms in 3 pass(es)"))
     }
 
+    @Test("by_pid of writeback.throttle: time paused and pauses, the pid in the container")
+    func byPidPaused() {
+        let evidence: JSONObject = [
+            "by_pid": .array([
+                .object([
+                    "pid": 4242, "role": "client backend", "container_pid": 31, "command": "postgres", "pauses": 57,
+                    "paused_ns": 912_000_000, "max_pause_ns": 40_000_000,
+                ])
+            ])
+        ]
+        let finding = Finding(
+            observation: Observation(check: "writeback.throttle", severity: .warning, summary: "s", evidence: evidence),
+            resource: ResourceAttributes(nodeName: "n"), windowStart: Timestamp(nanoseconds: 0),
+            time: Timestamp(nanoseconds: 0))
+        let text = TextFormatter(colour: false).format([finding])
+        #expect(
+            text.contains(
+                "[4242] postgres: client backend  paused 912.0 ms in 57 pause(s)  (pid 31 in the container)\n"),
+            "\(text)")
+    }
+
     @Test("cpu.migrations' per_role: one line per role with its counts")
     func perRole() {
         let evidence: JSONObject = [

@@ -48,9 +48,12 @@ struct EmbeddedObjectTests {
         try check(BlkioObject.name, BlkioObject.Program.self, BlkioObject.Map.self)
         try check(MigrationsObject.name, MigrationsObject.Program.self, MigrationsObject.Map.self)
         try check(SchedObject.name, SchedObject.Program.self, SchedObject.Map.self)
+        try check(WritebackObject.name, WritebackObject.Program.self, WritebackObject.Map.self)
         #expect(
-            Set(ProbeCatalog.probes.map { $0.name })
-                == [ShmObject.name, ReclaimObject.name, BlkioObject.name, MigrationsObject.name, SchedObject.name])
+            Set(ProbeCatalog.probes.map { $0.name }) == [
+                ShmObject.name, ReclaimObject.name, BlkioObject.name, MigrationsObject.name, SchedObject.name,
+                WritebackObject.name,
+            ])
     }
 
     @Test("opening garbage fails with a typed error")

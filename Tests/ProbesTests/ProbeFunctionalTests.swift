@@ -285,4 +285,40 @@ struct ProbeFunctionalTests {
         #expect(!sched.neighbours.contains { $0.cgroup.id == (try? target.id("memory")) })
         #expect(sched.takenNs == sched.neighbours.reduce(0) { $0 + $1.nanoseconds })
     }
+
+    @Test("writeback: a buffered writer in a memory cgroup, on a device with strict_limit, is paused")
+    func writeback() async throws {
+        guard TestEnvironment.require(ProbeTestSupport.canRunBPF, "root and kernel BTF") else { return }
+        let fs = try ThrottledLoopFileSystem()
+        defer { fs.close() }
+        let cgroup = try TestCgroup(["memory"])
+        // A writer outside the cgroup, on the same device, before and after: not counted.
+        try Command.run(["dd", "if=/dev/zero", "of=\(fs.mountPoint)/outside", "bs=1M", "count=16", "status=none"])
+        var writer: CommandResult?
+        let stats = try BPFProgramStats.Collection()  // run_cnt counts only while this is held
+        defer { stats.close() }
+        let counts = ProgramCounts()
+        let (results, _) = try await observe(
+            "writeback", targets: [ProbeTarget(memoryV1: try cgroup.id("memory"))], counts: counts
+        ) {
+            writer = try cgroup.run(
+                "echo $$; exec dd if=/dev/zero of=\(fs.mountPoint)/inside bs=1M count=64 status=none")
+            try Command.run(["dd", "if=/dev/zero", "of=\(fs.mountPoint)/outside2", "bs=1M", "count=16", "status=none"])
+        }
+        #expect(writer?.status == 0, "\(writer?.stderr ?? "")")
+        let pid = UInt32(writer?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+        #expect(counts.byName.values.contains { $0.runs > 0 }, "\(counts.byName)")
+        let result = try #require(results.writeback[0], "no pause recorded: \(results.writeback)")
+        #expect(results.writeback.count == 1, "only the target's slot: \(results.writeback.keys)")
+        let dd = try #require(result.threads.first { $0.tgid == pid }, "no entry for pid \(pid): \(result.threads)")
+        #expect(dd.comm == "dd")
+        #expect(dd.pauses > 0)
+        #expect(dd.pausedNs > 0 && dd.maxPauseNs > 0 && dd.maxPauseNs <= dd.pausedNs)
+        #expect(result.threads.allSatisfy { $0.tgid == pid }, "only the writer in the cgroup: \(result.threads)")
+        let device = try #require(result.devices.first { $0.bdi == fs.bdi }, "\(result.devices)")
+        // Each pause counted once per thread and once per device.
+        #expect(result.devices.reduce(0) { $0 + $1.pauses } == result.threads.reduce(0) { $0 + $1.pauses })
+        #expect(device.pauses > 0 && device.tgid == pid)
+        #expect(device.limit > 0, "the dirty limit at the longest pause: \(device)")
+    }
 }

@@ -240,6 +240,9 @@ struct GUCValuePostgresAgreementTests {
         ("dynamic_shared_memory_type", "none"), ("dynamic_shared_memory_type", " posix"),
         ("dynamic_shared_memory_type", "mmap"), ("huge_pages", "TRUE"), ("huge_pages", "maybe"),
         ("huge_pages", "tr"), ("huge_pages", "Off"), ("shared_memory_type", "MMAP"), ("shared_memory_type", "posix"),
+        ("backend_flush_after", "256kB"), ("backend_flush_after", "2MB"), ("backend_flush_after", "3MB"),
+        ("backend_flush_after", "-1"), ("bgwriter_flush_after", "0"), ("checkpoint_flush_after", "1MB"),
+        ("wal_writer_flush_after", "1MB"), ("wal_writer_flush_after", "100"),
     ]
 
     @Test("accepted or refused, the stored value, the message and hint: as postgres -C says", arguments: cases)

@@ -76,6 +76,30 @@ struct ProbeReportsExtremeTests {
         expectFlagged(o, ["events", "reclaimed_bytes", "stall_ns", "by_pid[0].events"])
     }
 
+    @Test("writeback: pauses, times and page counts at UInt64.max, pids at UInt32.max")
+    func writeback() throws {
+        let (_, resolution) = try Self.resolution()
+        let threads = [4243, 4243, 4244, Int(UInt32.max)].map { pid in
+            WritebackThread(
+                pid: UInt32(pid), tgid: UInt32(pid), comm: "postgres", pauses: .max, pausedNs: .max, maxPauseNs: .max)
+        }
+        let devices = ["7:0", "253:1"].map {
+            WritebackDevice(
+                bdi: $0, pauses: .max, pausedNs: .max, maxPauseNs: .max, periodNs: .max, pausedBeforeNs: .max,
+                dirty: .max, limit: .max, setpoint: .max, wbDirty: .max, wbSetpoint: .max, cgroupInode: .max,
+                tgid: .max)
+        }
+        let report = ProbeReports.writeback(
+            WritebackResult(threads: threads, devices: devices), names: ProcessNames(resolution), pageSize: 65536,
+            windowNanoseconds: 1_000_000_000)
+        #expect(report.processes.count == 3)
+        #expect(report.processes.allSatisfy { $0.pauses == .max && $0.pausedNanoseconds == .max })
+        #expect(report.devices.allSatisfy { $0.dirtyBytes == .max && $0.limitBytes == .max && $0.pid == -1 })
+        let o = WritebackThrottleCheck.evaluate(report)
+        #expect(o.severity == .critical || o.severity == .warning)
+        expectFlagged(o, ["pauses", "paused_ns", "max_pause_ns"])
+    }
+
     @Test("blkio: requests and latency counts at UInt64.max")
     func blkio() throws {
         let (fixture, resolution) = try Self.resolution()

@@ -232,4 +232,47 @@ struct pgn_sched_taker_value {
     unsigned long long intervals; /* the switches that ended such a time */
 };
 
+/* ---- writeback: balance_dirty_pages pauses (dirty throttling) per process and device ---- */
+
+#define PGN_BDI_NAME_LEN 32
+
+/* One thread of one target (HASH). */
+struct pgn_writeback_pid_key {
+    unsigned int target;
+    unsigned int pid; /* the thread the kernel paused */
+};
+
+struct pgn_writeback_pid_value {
+    unsigned long long pauses;       /* balance_dirty_pages events with pause > 0 */
+    unsigned long long paused_ns;    /* the sum of their `pause` (ms in the tracepoint) in ns */
+    unsigned long long max_pause_ns; /* the longest one */
+    unsigned int tgid;
+    unsigned int pad;
+    char comm[PGN_COMM_LEN];
+};
+
+/* One device (backing_dev_info, by its name: "7:0", "253:1") of one target (HASH). */
+struct pgn_writeback_bdi_key {
+    unsigned int target;
+    unsigned int pad;
+    char bdi[PGN_BDI_NAME_LEN];
+};
+
+/* Counters and, at the longest pause, the dirty state the kernel throttled on (pages). */
+struct pgn_writeback_bdi_value {
+    unsigned long long pauses;
+    unsigned long long paused_ns;
+    unsigned long long max_pause_ns;
+    unsigned long long max_period_ns; /* the tracepoint's `period` at the longest pause */
+    unsigned long long max_paused_ns; /* its `paused`: time already paused in that call */
+    unsigned long long dirty;         /* dirty pages of the domain (global or memcg) */
+    unsigned long long limit;         /* the domain's dirty limit (pages) */
+    unsigned long long setpoint;
+    unsigned long long wb_dirty;      /* dirty pages of the device's writeback */
+    unsigned long long wb_setpoint;
+    unsigned long long cgroup_ino;    /* the writeback's memory cgroup (v2; 1 on v1) */
+    unsigned int tgid;                /* who took the longest pause */
+    unsigned int pad;
+};
+
 #endif
