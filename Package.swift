@@ -173,7 +173,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CLITests",
-            dependencies: ["PGNodeModel", "TestSupport"],
+            dependencies: ["PGNodeModel", "Probes", "TestSupport"],
             swiftSettings: strict
         ),
     ],

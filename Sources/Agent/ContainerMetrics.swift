@@ -76,6 +76,15 @@ public final class ContainerMetrics: Sendable {
             kind: .counter, scale: 1e-9,
             help: "Time the container's processes spent stalled in memory reclaim, in seconds."),
         EvidenceMetric(
+            check: "writeback.throttle", key: "paused_ns", name: "pgnode_writeback_paused_seconds_total",
+            kind: .counter, scale: 1e-9,
+            help:
+                "Time the kernel paused the container's processes in balance_dirty_pages (dirty throttling), in seconds."
+        ),
+        EvidenceMetric(
+            check: "writeback.throttle", key: "pauses", name: "pgnode_writeback_pauses_total", kind: .counter,
+            help: "Times the kernel paused the container's processes because dirty pages outran writeback."),
+        EvidenceMetric(
             check: "memory.reclaim", key: "reclaimed_bytes", name: "pgnode_memory_reclaimed_bytes_total",
             kind: .counter, help: "Bytes reclaimed by memory reclaim in the container's processes."),
         EvidenceMetric(

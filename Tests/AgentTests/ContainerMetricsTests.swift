@@ -86,6 +86,9 @@ struct ContainerMetricsTests {
                         "unknown_topology": .int(0),
                     ]),
                 finding("c1", pod: "p1", "cpu.contention", .warning, ["run_queue_wait_share": .double(0.25)]),
+                finding(
+                    "c1", pod: "p1", "writeback.throttle", .warning,
+                    ["paused_ns": .int(stall), "pauses": .int(own)]),
             ])
         }
         window(stall: 1_500_000_000, own: 10, noise: 3, limit: .int(1 << 30))
@@ -107,6 +110,8 @@ struct ContainerMetricsTests {
         #expect(!metrics.has("pgnode_memory_limit_bytes", base))
         #expect(metrics.value("pgnode_memory_working_set_bytes", base) == 99)
         #expect(metrics.value("pgnode_cpu_run_queue_wait_ratio", base) == 0.25)
+        #expect(metrics.value("pgnode_writeback_paused_seconds_total", base) == 2)
+        #expect(metrics.value("pgnode_writeback_pauses_total", base) == 15)
 
         // A check that cannot run leaves the counters' totals and drops its gauges.
         container.record([finding("c1", pod: "p1", "shm.size", .unavailable)])

@@ -1,5 +1,6 @@
 import Foundation
 import PGNodeModel
+import Probes
 import TestSupport
 import Testing
 
@@ -69,7 +70,7 @@ struct BPFCheckCommandTests {
                 Issue.record("no probes in \(support)")
                 return
             }
-            #expect(probes.count == 4)
+            #expect(probes.count == ProbeCatalog.probes.count)
             #expect(probes.allSatisfy { $0["available"] == .bool(true) })
             for check in bpfChecks {
                 let finding = try #require(found[check], "\(check) missing")
@@ -215,7 +216,7 @@ struct BPFCheckCommandTests {
             Issue.record("no probes in bpf.support")
             return
         }
-        #expect(blocked.count == 4 && blocked.allSatisfy { $0["available"] == .bool(false) })
+        #expect(blocked.count == ProbeCatalog.probes.count && blocked.allSatisfy { $0["available"] == .bool(false) })
 
         let result = try Command.pgnode([
             "check", "--host-root", host, "--btf-archive", base + "/archive", "--duration", "0", "--format", "json",

@@ -1,5 +1,6 @@
 import Foundation
 import PGNodeModel
+import Probes
 import TestSupport
 import Testing
 
@@ -572,7 +573,9 @@ struct ManifestRunTests {
                     #expect(line != nil, "\(file): no \(check) for \(target)")
                     #expect(line?.contains("UNAVAILABLE") == false, "\(file): \(line ?? "")")
                 }
-                #expect(text.contains("bpf.support: All 4 BPF probes run here"), "\(file): \(text)")
+                #expect(
+                    text.contains("bpf.support: All \(ProbeCatalog.probes.count) BPF probes run here"),
+                    "\(file): \(text)")
                 report(run, file)
             }
         }
