@@ -40,9 +40,10 @@ public struct EmitPolicy: Sendable, Equatable {
 /// The emit policy applied window after window: what it remembers of each container's findings
 /// (keyed by container id and check) to tell which are news.
 ///
-/// A finding has changed when its severity differs from the last window's, or, for a severity
-/// other than `ok`, its summary does: an `ok` summary carries the window's own numbers (the
-/// working set, the requests counted), which are no news, while a warning whose numbers move is.
+/// A finding has changed when its severity differs from the last window's, or, for `warning`,
+/// `critical` and `unavailable`, its summary does: an `ok` or `info` summary carries the window's
+/// own numbers (the working set, the requests counted, the migrations), which are no news, while
+/// a warning whose numbers move is, and so is another reason for being unavailable.
 public struct EmitFilter: Sendable {
     private struct Last: Sendable {
         var severity: Severity
@@ -62,6 +63,9 @@ public struct EmitFilter: Sendable {
     /// How many container findings it remembers (one per container and check).
     public var remembered: Int { last.count }
 
+    /// Whether a change of summary alone is no news at `severity` (`ok`, `info`).
+    static func numbersAreNoNews(_ severity: Severity) -> Bool { severity == .ok || severity == .info }
+
     /// The findings of one window to emit, in their order; node findings pass unchanged.
     public mutating func select(_ findings: [Finding]) -> [Finding] {
         var out: [Finding] = []
@@ -76,7 +80,8 @@ public struct EmitFilter: Sendable {
             let passes = policy.passes(severity)
             let previous = last[key]
             let changed =
-                previous.map { $0.severity != severity || (severity != .ok && $0.summary != summary) } ?? true
+                previous.map { $0.severity != severity || (!Self.numbersAreNoNews(severity) && $0.summary != summary) }
+                ?? true
             let since = (previous?.sinceEmitted ?? 0) + 1
             let recovery = !passes && changed && previous?.passed == true
             let emit: Bool

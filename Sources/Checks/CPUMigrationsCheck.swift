@@ -98,7 +98,8 @@ public enum CPUMigrationsCheck {
     /// memory: on the order of 100 µs to 1 ms of cache misses each time. At 100 moves a second
     /// that is 1–10 % of one CPU spent refilling caches, and each move lands on one query: the
     /// level at which short queries mixed with long ones saw their latency triple in the
-    /// migrations measurements pgnode's practice started from. Below it the moves are `info`.
+    /// migrations measurements pgnode's practice started from. Below it the moves are `info`, and
+    /// `ok` when none left its last-level cache or NUMA node.
     public static let warningCrossLLCPerSecond = 100.0
     /// Backends' migrations to another NUMA node per second at or above which the check warns
     /// (10 a second): after such a move every access to the backend's memory is remote (about
@@ -180,8 +181,13 @@ public enum CPUMigrationsCheck {
             + "LLCs per node, whole cores of one cache). Where the kernel exposes it "
             + "(/sys/kernel/debug/sched/migration_cost_ns, the sysctl kernel.sched_migration_cost_ns before 5.13), "
             + "a higher sched_migration_cost_ns makes the load balancer keep cache-hot tasks where they are."
+        // Moves within one last-level cache cost little (the private L1/L2 only): `ok`, with the
+        // counts in the evidence. `info` once some left their cache or node, `warning` when busy
+        // backends did so often. (An idle container's few moves, now and then none, would
+        // otherwise flip between `ok` and `info` window after window: news each time.)
         let severity: Severity =
-            crossLLCRate >= warningCrossLLCPerSecond || crossNUMARate >= warningCrossNUMAPerSecond ? .warning : .info
+            crossLLCRate >= warningCrossLLCPerSecond || crossNUMARate >= warningCrossNUMAPerSecond
+            ? .warning : report.crossLLC.addingSaturating(report.crossNUMA) > 0 ? .info : .ok
         if severity == .warning {
             summary +=
                 " Backends left their cache \(CPUThrottlingCheck.format(crossLLCRate, places: 1))/s and their NUMA node "

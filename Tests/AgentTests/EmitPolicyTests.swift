@@ -44,13 +44,18 @@ struct EmitPolicyTests {
     }
 
     @Test(
-        "changes: severity changed → emitted; summary changed above ok → emitted; an ok summary's numbers are no news")
+        "changes: severity changed → emitted; summary changed at warning or above → emitted; ok and info numbers are no news"
+    )
     func changes() {
         var filter = EmitFilter(policy: EmitPolicy(mode: .changes, heartbeat: 60))
         _ = filter.select([
             finding("a", .ok, "working set 10 MiB"), finding("a", "blkio.noise", .warning, "12 requests"),
         ])
         #expect(emitted(&filter, [finding("a", .ok, "working set 11 MiB")]).isEmpty)
+        // info carries the window's numbers too (cpu.migrations' count): no news until it changes severity.
+        #expect(emitted(&filter, [finding("a", "cpu.migrations", .info, "moved 12 times")]).count == 1)
+        #expect(emitted(&filter, [finding("a", "cpu.migrations", .info, "moved 40 times")]).isEmpty)
+        #expect(emitted(&filter, [finding("a", "cpu.migrations", .ok, "moved 3 times")]).count == 1)
         #expect(
             emitted(&filter, [finding("a", "blkio.noise", .warning, "40 requests")]) == [
                 "a blkio.noise warning 40 requests"

@@ -44,7 +44,7 @@ struct CPUMigrationsEndToEndTests {
         return (load, script)
     }
 
-    @Test("pgnode check: backends busy on more CPUs than there are migrate, counted per role; one LLC here: info")
+    @Test("pgnode check: backends busy on more CPUs than there are migrate, counted per role; one LLC here: ok, counted")
     func check() throws {
         guard canRun else { return }
         var options = PostgresContainerOptions()
@@ -71,7 +71,7 @@ struct CPUMigrationsEndToEndTests {
                 "CPUMigrationsEndToEndTests: \(finding["severity"]?.stringValue ?? "?"), "
                     + "\(evidence["migrations"]?.intValue ?? -1) migrations")
             // This machine has one last-level cache and one NUMA node: moves, but none across.
-            #expect(finding["severity"] == "info", "\(finding)")
+            #expect(finding["severity"] == "ok", "\(finding)")
             let migrations = evidence["migrations"]?.intValue ?? 0
             #expect(migrations > 0, "\(evidence)")
             #expect(evidence["cross_llc"] == .int(0) && evidence["cross_numa"] == .int(0))
@@ -85,7 +85,8 @@ struct CPUMigrationsEndToEndTests {
             let online = try String(contentsOfFile: "/sys/devices/system/cpu/online", encoding: .utf8)
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(evidence["cpuset"]?["cpus"]?.stringValue == online, "\(evidence["cpuset"] ?? .null)")
-            #expect(finding["remedy"]?.stringValue?.contains("static CPU manager") == true)
+            // Nothing to do about moves within one cache: no remedy.
+            #expect(finding["remedy"] == "", "\(finding)")
         }
     }
 }
