@@ -44,7 +44,7 @@ struct CPUMigrationsEndToEndTests {
         return (load, script)
     }
 
-    @Test("pgnode check: backends busy on more CPUs than there are migrate, counted per role; one LLC here: ok, counted")
+    @Test("pgnode check: backends busy on more CPUs than there are migrate, counted per role; one LLC: ok")
     func check() throws {
         guard canRun else { return }
         var options = PostgresContainerOptions()
