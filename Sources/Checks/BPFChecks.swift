@@ -18,6 +18,7 @@ public enum BPFChecks {
                 "reason": .from(probe.reason),
             ]
             if let log = probe.verifierLog { object["verifier_log_tail"] = .string(log) }
+            if !probe.unattached.isEmpty { object["unattached"] = .array(probe.unattached.map { .string($0) }) }
             return .object(object)
         }
         let caps: JSONObject = [
@@ -51,11 +52,15 @@ public enum BPFChecks {
         ]
         let running = probes.filter(\.running).map(\.name)
         let stopped = probes.filter { !$0.running }
+        // A probe that runs but could not attach to some files (a server without USDT probes)
+        // watches fewer containers: said in the summary, not a warning of the node.
+        let partial = probes.filter { $0.running && !$0.unattached.isEmpty }
+        let unattached = partial.map { "the \($0.name) probe could not attach to \($0.unattached[0])" }
         if stopped.isEmpty {
+            var summary = "All \(probes.count) BPF probes run here (\(running.joined(separator: ", "))."
+            if !unattached.isEmpty { summary += " But " + unattached.joined(separator: "; ") + "." }
             return Observation(
-                check: "bpf.support", severity: .ok,
-                summary: "All \(probes.count) BPF probes run here (\(running.joined(separator: ", "))).",
-                evidence: evidence)
+                check: "bpf.support", severity: partial.isEmpty ? .ok : .info, summary: summary, evidence: evidence)
         }
         let first = stopped[0]
         let summary =

@@ -40,12 +40,15 @@ public struct WindowFacts: Sendable {
     public var clock: ProbeReports.Clock
     /// The node's disks.
     public var devices: [BlockNoiseReport.Device]
+    /// `--query-text`: `query.latency` shows the slowest statements' text, not a hash.
+    public var queryText: Bool
 
     /// Facts for a window.
     public init(
         window: ProbeWindow, layout: CgroupLayout, known: [Resolution], pageSize: Int, clock: ProbeReports.Clock,
-        devices: [BlockNoiseReport.Device]
+        devices: [BlockNoiseReport.Device], queryText: Bool = false
     ) {
+        self.queryText = queryText
         self.window = window
         self.layout = layout
         self.known = known
@@ -98,7 +101,7 @@ public enum ContainerDiagnosis {
         if let slot, let window, let names {
             observations += probeObservations(
                 resolution, index: slot, host: host, window: window.window, names: names, pageSize: window.pageSize,
-                clock: window.clock, devices: window.devices, step: step)
+                clock: window.clock, devices: window.devices, queryText: window.queryText, step: step)
         }
         return observations
     }
@@ -148,7 +151,8 @@ public enum ContainerDiagnosis {
     /// a probe that did not run, or cannot watch this target, gives `unavailable` with its reason.
     public static func probeObservations(
         _ resolution: Resolution, index: Int, host: HostRoot, window: ProbeWindow, names: CgroupNames, pageSize: Int,
-        clock: ProbeReports.Clock, devices: [BlockNoiseReport.Device], step: (String) -> Void = { _ in }
+        clock: ProbeReports.Clock, devices: [BlockNoiseReport.Device], queryText: Bool = false,
+        step: (String) -> Void = { _ in }
     ) -> [Observation] {
         // Name the processes the probes saw, including those born during the window (read from
         // /proc now, while they still run).
@@ -159,7 +163,7 @@ public enum ContainerDiagnosis {
         return withoutActuallyEscaping(step) { step in
             let context = ProbeCheckContext(
                 resolution: resolution, host: host, window: window, processNames: processNames, cgroupNames: names,
-                pageSize: pageSize, clock: clock, devices: devices, step: step)
+                pageSize: pageSize, clock: clock, devices: devices, step: step, queryText: queryText)
             return observations(of: zip(window.statuses, feeding), slot: index, context)
         }
     }

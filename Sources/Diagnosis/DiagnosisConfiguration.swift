@@ -23,13 +23,21 @@ public struct DiagnosisConfiguration: Sendable {
     /// `--namespace`: the Kubernetes namespaces whose containers `DiagnosisEngine.discover`
     /// follows (empty: every PostgreSQL container on the node).
     public var namespaces: NamespaceFilter
+    /// `--query-latency`: whether the query probe runs (`query.latency`: USDT probes at every
+    /// statement of the followed servers, a cost the database pays).
+    public var queryLatency: Bool
+    /// `--query-text`: whether `query.latency` shows the first 200 bytes of the slowest statements'
+    /// text (else a hash of it).
+    public var queryText: Bool
 
     /// A configuration.
     public init(
         host: HostRoot, nodeName: String, btfOption: String? = nil, btfArchive: String? = nil,
         containerDeadline: Double = 10, observes: Bool = true, namespaces: NamespaceFilter = NamespaceFilter(),
-        clusterName: String? = nil
+        clusterName: String? = nil, queryLatency: Bool = false, queryText: Bool = false
     ) {
+        self.queryLatency = queryLatency
+        self.queryText = queryText
         self.clusterName = clusterName
         self.host = host
         self.nodeName = nodeName

@@ -86,7 +86,7 @@ public actor DiagnosisEngine {
         clockCost = ClockReadCost.measure(clocksource: tuning.clocksource.current)
         plan = ProbePlan.make(
             host: configuration.host, facts: facts, btfOption: configuration.btfOption,
-            btfArchive: configuration.btfArchive)
+            btfArchive: configuration.btfArchive, probes: ProbeCatalog.probes(queryLatency: configuration.queryLatency))
     }
 
     /// How each probe fared when it was loaded and attached; empty before the first `follow`.
@@ -168,6 +168,8 @@ public actor DiagnosisEngine {
             } catch {
                 logger.error("cannot update the probes' targets", metadata: ["error": "\(error)"])
             }
+            // The files the uprobes could not attach to change with the targets.
+            statuses = session.statuses
         } else if !closed {
             let session = ProbeSession(
                 probes: plan.probes, environment: plan.environment, btfPath: plan.btf.customPath,
@@ -255,7 +257,7 @@ public actor DiagnosisEngine {
         var results = ProbeResults()
         if let session {
             results = last ? await session.finish() : session.collect()
-            round.probeEvents = ProbeEvents.counts(results)
+            round.probeEvents = ProbeEvents.counts(results, probes: plan.probes)
             round.droppedEvents = session.droppedEvents
             if last {
                 session.close()
@@ -288,7 +290,7 @@ public actor DiagnosisEngine {
         let host = configuration.host
         let facts = WindowFacts(
             window: window, layout: self.facts.cgroups, known: targets, pageSize: self.facts.pageSize,
-            clock: ProbeReports.Clock(), devices: BlockDevices.read(host: host))
+            clock: ProbeReports.Clock(), devices: BlockDevices.read(host: host), queryText: configuration.queryText)
         for resolution in targets where containers?.contains(resolution.container.id) ?? true {
             let id = resolution.container.id
             let slot = configuration.observes ? slots.slots[id] : nil

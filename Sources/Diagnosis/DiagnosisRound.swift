@@ -33,9 +33,9 @@ public struct ProbeEvents: Sendable, Equatable {
     }
 
     /// What each probe counted in `results` (`Probe.events`: shm calls, reclaim passes, block
-    /// requests), for every probe pgnode carries.
-    public static func counts(_ results: ProbeResults) -> [ProbeEvents] {
-        ProbeCatalog.probes.map { count($0, results) }
+    /// requests), for each of `probes` (those loaded).
+    public static func counts(_ results: ProbeResults, probes: [any Probe.Type] = ProbeCatalog.probes) -> [ProbeEvents] {
+        probes.map { count($0, results) }
     }
 
     private static func count<P: Probe>(_ probe: P.Type, _ results: ProbeResults) -> ProbeEvents {

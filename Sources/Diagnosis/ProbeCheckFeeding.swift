@@ -40,4 +40,6 @@ public struct ProbeCheckContext {
     public var devices: [BlockNoiseReport.Device]
     /// Told what is being read before each read.
     public var step: (String) -> Void
+    /// `--query-text`: `query.latency` shows the slowest statements' text, not a hash.
+    public var queryText = false
 }

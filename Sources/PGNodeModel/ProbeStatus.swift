@@ -18,6 +18,9 @@ public struct ProbeStatus: Sendable, Equatable {
     public var verifierLog: String?
     /// The kernel's program ids, by program name, while it runs.
     public var programIDs: [String: UInt32]
+    /// The files its uprobes or USDT probes could not be attached to, each with the reason (a
+    /// server built without USDT probes, a C library that could not be opened in its container).
+    public var unattached: [String] = []
 
     /// A status.
     public init(

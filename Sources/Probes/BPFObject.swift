@@ -154,13 +154,14 @@ public final class BPFObject {
         }
     }
 
-    /// Whether `program` is a uprobe without a target in its section name (`SEC("uprobe")`).
+    /// Whether `program` is a uprobe or a USDT probe without a target in its section name
+    /// (`SEC("uprobe")`, `SEC("usdt")`).
     public func needsUprobeTarget(_ program: String) -> Bool {
         guard let handle, let prog = bpf_object__find_program_by_name(handle, program),
             let section = bpf_program__section_name(prog)
         else { return false }
         let name = String(cString: section)
-        return name == "uprobe" || name == "uretprobe"
+        return name == "uprobe" || name == "uretprobe" || name == "usdt"
     }
 
     /// Attaches the uprobe (or uretprobe) `program` to `function` of the ELF file at `binaryPath`,
@@ -183,6 +184,36 @@ public final class BPFObject {
                     errno = 0
                     let link = bpf_program__attach_uprobe_opts(prog, -1, cPath, 0, &opts)
                     return (link, errno)
+                }
+            }
+        }
+        guard let link else {
+            throw .attach(
+                object: name, program: program, errno: code == 0 ? EINVAL : code,
+                message: LibBPFLog.lastMessage(lines))
+        }
+        return link
+    }
+
+    /// Attaches the USDT program `program` (`SEC("usdt")`) to the probe `provider:probe` of the
+    /// ELF file at `binaryPath`, for every process that maps it (libbpf reads the file's
+    /// `.note.stapsdt` notes, attaches one uprobe per call site and lets the kernel count the
+    /// probe's semaphore up in each process). Returns the link; the caller destroys it. libbpf
+    /// says ENOENT when the file has no such probe.
+    public func attachUSDT(
+        _ program: String, binaryPath: String, provider: String, probe: String
+    ) throws(BPFError) -> OpaquePointer {
+        guard let prog = bpf_object__find_program_by_name(try object(), program) else {
+            throw .notFound(object: name, name: program)
+        }
+        let ((link, code), lines) = LibBPFLog.capturing { () -> (OpaquePointer?, Int32) in
+            binaryPath.withCString { cPath in
+                provider.withCString { cProvider in
+                    probe.withCString { cProbe in
+                        errno = 0
+                        let link = bpf_program__attach_usdt(prog, -1, cPath, cProvider, cProbe, nil)
+                        return (link, errno)
+                    }
                 }
             }
         }

@@ -32,11 +32,20 @@ public enum ProbeCatalog {
         WritebackProbe.self,
     ]
 
-    /// Every probe's definition, in the same order.
+    /// The probes that run only when asked for, after the others: their cost falls on the
+    /// database itself (the query probe's USDT probes trap at every statement: `--query-latency`).
+    public static let optIn: [any Probe.Type] = [QueryProbe.self]
+
+    /// Every probe's definition, in the same order (the opt-in ones excluded).
     public static let all: [ProbeDefinition] = probes.map { $0.definition }
 
-    /// The probe named `name`.
-    public static func named(_ name: String) -> (any Probe.Type)? { probes.first { $0.name == name } }
+    /// The probes to load: every default one, and the query probe when `queryLatency`.
+    public static func probes(queryLatency: Bool) -> [any Probe.Type] {
+        queryLatency ? probes + [QueryProbe.self] : probes
+    }
+
+    /// The probe named `name` (default or opt-in).
+    public static func named(_ name: String) -> (any Probe.Type)? { (probes + optIn).first { $0.name == name } }
 
     /// The program sets to try for `probe` here, in order: tp_btf needs the kernel's own BTF
     /// (a custom BTF is not enough), so without it only the raw_tp fallback is tried; with it,

@@ -56,6 +56,41 @@ public enum MigrationsObject {
     }
 }
 
+/// The programs and maps of the embedded object `query` (`bpf/query.bpf.c`).
+public enum QueryObject {
+    /// The object's name (`EmbeddedObject.named`).
+    public static let name = "query"
+
+    /// Its programs.
+    public enum Program: String, BPFProgramName, CaseIterable {
+        case pgnQDone = "pgn_q_done"
+        case pgnQExecDone = "pgn_q_exec_done"
+        case pgnQExecStart = "pgn_q_exec_start"
+        case pgnQLockDone = "pgn_q_lock_done"
+        case pgnQLockStart = "pgn_q_lock_start"
+        case pgnQLwlockDone = "pgn_q_lwlock_done"
+        case pgnQLwlockStart = "pgn_q_lwlock_start"
+        case pgnQReclaimInBtf = "pgn_q_reclaim_in_btf"
+        case pgnQReclaimInRaw = "pgn_q_reclaim_in_raw"
+        case pgnQReclaimOutBtf = "pgn_q_reclaim_out_btf"
+        case pgnQReclaimOutRaw = "pgn_q_reclaim_out_raw"
+        case pgnQStart = "pgn_q_start"
+        case pgnQSwitchBtf = "pgn_q_switch_btf"
+        case pgnQSwitchRaw = "pgn_q_switch_raw"
+        case pgnQWakeupBtf = "pgn_q_wakeup_btf"
+        case pgnQWakeupRaw = "pgn_q_wakeup_raw"
+    }
+
+    /// Its maps.
+    public enum Map: String, BPFMapName, CaseIterable {
+        case queryCounts = "query_counts"
+        case queryEvents = "query_events"
+        case queryThreads = "query_threads"
+        case queryWindow = "query_window"
+        case targets = "targets"
+    }
+}
+
 /// The programs and maps of the embedded object `reclaim` (`bpf/reclaim.bpf.c`).
 public enum ReclaimObject {
     /// The object's name (`EmbeddedObject.named`).

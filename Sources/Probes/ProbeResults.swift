@@ -10,14 +10,19 @@ public struct ProbeTarget: Sendable, Equatable {
     /// The C library files its processes map (shm's uprobes are attached to them); empty for a
     /// statically linked server, which the shm probe then does not see.
     public var libraries: [LibraryFile]
+    /// The PostgreSQL server executables its postmasters run (the query probe's USDT probes are
+    /// attached to them); empty when no server was found.
+    public var servers: [LibraryFile]
 
     public init(
-        v2: UInt64? = nil, memoryV1: UInt64? = nil, blkioV1: UInt64? = nil, libraries: [LibraryFile] = []
+        v2: UInt64? = nil, memoryV1: UInt64? = nil, blkioV1: UInt64? = nil, libraries: [LibraryFile] = [],
+        servers: [LibraryFile] = []
     ) {
         self.v2 = v2
         self.memoryV1 = memoryV1
         self.blkioV1 = blkioV1
         self.libraries = libraries
+        self.servers = servers
     }
 }
 

@@ -113,6 +113,15 @@ public final class ProbeSession {
         for slot in reassigned { baseline.forget(slot: slot) }
         assigned = slots
         for probe in probes { probe.targetsChanged(slots) }
+        recordUnattached()
+    }
+
+    /// Copies each probe's failed uprobe attachments into its status (`bpf.support` lists them).
+    private func recordUnattached() {
+        for probe in probes {
+            guard let index = statuses.firstIndex(where: { $0.name == type(of: probe).name }) else { continue }
+            statuses[index].unattached = probe.uprobeFailures.map(\.description)
+        }
     }
 
     /// A key of the `targets` map.
@@ -139,6 +148,7 @@ public final class ProbeSession {
                 return false
             }
         }
+        recordUnattached()
     }
 
     /// Detaches (the maps stay readable), drains the ring buffers, and reads every map. Runs on

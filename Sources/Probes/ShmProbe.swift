@@ -33,6 +33,23 @@ public final class ShmProbe: Probe {
 
     public init(object: BPFObject) { self.object = object }
 
+    /// Its programs: posix_fallocate, ftruncate and unlink (glibc's and musl's shm_unlink call
+    /// unlink inside the library), at entry and at return. posix_fallocate64 is what a program
+    /// built with `_FILE_OFFSET_BITS=64` calls (python3 does, PostgreSQL does not): a separate
+    /// function in glibc (x86_64 2.36), an alias in musl (the programs then run twice per call,
+    /// the second return finding nothing in flight), absent from some libraries. ftruncate64 is
+    /// an alias of ftruncate in both on 64-bit machines.
+    public static let functions: [UprobeAttachments.Function] = [
+        .init(program: ShmObject.Program.pgnShmFaIn, symbol: "posix_fallocate", retprobe: false),
+        .init(program: ShmObject.Program.pgnShmFaOut, symbol: "posix_fallocate", retprobe: true),
+        .init(program: ShmObject.Program.pgnShmFaIn, symbol: "posix_fallocate64", retprobe: false, optional: true),
+        .init(program: ShmObject.Program.pgnShmFaOut, symbol: "posix_fallocate64", retprobe: true, optional: true),
+        .init(program: ShmObject.Program.pgnShmFtIn, symbol: "ftruncate", retprobe: false),
+        .init(program: ShmObject.Program.pgnShmFtOut, symbol: "ftruncate", retprobe: true),
+        .init(program: ShmObject.Program.pgnShmUlIn, symbol: "unlink", retprobe: false),
+        .init(program: ShmObject.Program.pgnShmUlOut, symbol: "unlink", retprobe: true),
+    ]
+
     /// Shared between the task that receives ring-buffer events and the probe that takes them.
     final class EventSink: Sendable {
         let state = Mutex(EventBuffer())
@@ -75,7 +92,7 @@ public final class ShmProbe: Probe {
                 }
             }
         }
-        uprobes = uprobes ?? UprobeAttachments(object: object)
+        uprobes = uprobes ?? UprobeAttachments(object: object, functions: Self.functions)
         updateUprobes()
     }
 

@@ -10,16 +10,19 @@ import Glibc
 /// Not `Sendable`: it owns libbpf links; the probe session that owns the object drives it.
 /// `detachAll()` (also run by `deinit`) destroys every link.
 public final class UprobeAttachments {
-    /// One program and the library function it is attached to.
+    /// One program and the place in the file it is attached to: a function (entry or return), or
+    /// a USDT probe (`provider:name`, every call site of it).
     public struct Function: Sendable, Equatable {
         /// The program's name in the object.
         public var program: String
-        /// The function's symbol in the library.
+        /// The function's symbol in the file, or the USDT probe's name.
         public var symbol: String
         /// Whether the program runs at the function's return (a uretprobe).
         public var retprobe: Bool
-        /// Whether a library without the symbol is attached without it.
+        /// Whether a file without the symbol (or the probe) is attached without it.
         public var optional: Bool
+        /// The USDT provider when `symbol` names a USDT probe, nil for a function.
+        public var provider: String?
 
         public init(program: String, symbol: String, retprobe: Bool, optional: Bool = false) {
             self.program = program
@@ -32,6 +35,18 @@ public final class UprobeAttachments {
         public init(program: some BPFProgramName, symbol: String, retprobe: Bool, optional: Bool = false) {
             self.init(program: program.rawValue, symbol: symbol, retprobe: retprobe, optional: optional)
         }
+
+        /// The USDT probe `provider:probe`, its program a name generated from its object.
+        public static func usdt(
+            program: some BPFProgramName, provider: String, probe: String, optional: Bool = false
+        ) -> Function {
+            var function = Function(program: program, symbol: probe, retprobe: false, optional: optional)
+            function.provider = provider
+            return function
+        }
+
+        /// `provider:probe` for a USDT probe, the symbol for a function.
+        public var site: String { provider.map { "\($0):\(symbol)" } ?? symbol }
     }
 
     /// Why one library could not be attached.
@@ -53,34 +68,19 @@ public final class UprobeAttachments {
         public var description: String {
             switch reason {
             case .open(let error): "\(library): \(error)"
+            case .attach(let site, let error) where site.contains(":") && error.errno == ENOENT:
+                "\(library): no USDT probe \(site) in this file (built without --enable-dtrace)"
             case .attach(let symbol, let error): "\(library): \(symbol): \(error)"
             }
         }
     }
-
-    /// The shm probe's programs: posix_fallocate, ftruncate and unlink (glibc's and musl's
-    /// shm_unlink call unlink inside the library), at entry and at return. posix_fallocate64 is
-    /// what a program built with `_FILE_OFFSET_BITS=64` calls (python3 does, PostgreSQL does not):
-    /// a separate function in glibc (x86_64 2.36), an alias in musl (the programs then run twice
-    /// per call, the second return finding nothing in flight), absent from some libraries.
-    /// ftruncate64 is an alias of ftruncate in both on 64-bit machines.
-    public static let shmFunctions: [Function] = [
-        Function(program: ShmObject.Program.pgnShmFaIn, symbol: "posix_fallocate", retprobe: false),
-        Function(program: ShmObject.Program.pgnShmFaOut, symbol: "posix_fallocate", retprobe: true),
-        Function(program: ShmObject.Program.pgnShmFaIn, symbol: "posix_fallocate64", retprobe: false, optional: true),
-        Function(program: ShmObject.Program.pgnShmFaOut, symbol: "posix_fallocate64", retprobe: true, optional: true),
-        Function(program: ShmObject.Program.pgnShmFtIn, symbol: "ftruncate", retprobe: false),
-        Function(program: ShmObject.Program.pgnShmFtOut, symbol: "ftruncate", retprobe: true),
-        Function(program: ShmObject.Program.pgnShmUlIn, symbol: "unlink", retprobe: false),
-        Function(program: ShmObject.Program.pgnShmUlOut, symbol: "unlink", retprobe: true),
-    ]
 
     private let object: BPFObject
     private let functions: [Function]
     private var attached: [LibraryFile.Identity: (library: LibraryFile, links: [OpaquePointer])] = [:]
 
     /// Attachments of `functions` of `object` (loaded); nothing is attached until `update`.
-    public init(object: BPFObject, functions: [Function] = UprobeAttachments.shmFunctions) {
+    public init(object: BPFObject, functions: [Function]) {
         self.object = object
         self.functions = functions
     }
@@ -141,14 +141,19 @@ public final class UprobeAttachments {
         var links: [OpaquePointer] = []
         for function in functions {
             do throws(BPFError) {
-                links.append(
-                    try object.attachUprobe(
-                        function.program, binaryPath: path, function: function.symbol, retprobe: function.retprobe))
+                if let provider = function.provider {
+                    links.append(
+                        try object.attachUSDT(function.program, binaryPath: path, provider: provider, probe: function.symbol))
+                } else {
+                    links.append(
+                        try object.attachUprobe(
+                            function.program, binaryPath: path, function: function.symbol, retprobe: function.retprobe))
+                }
             } catch {
-                // libbpf says ENOENT when the library has no such symbol.
+                // libbpf says ENOENT when the file has no such symbol (or USDT probe).
                 if function.optional && error.errno == ENOENT { continue }
                 BPFObject.destroy(links)
-                return .failure(Failure(library: library, reason: .attach(symbol: function.symbol, error)))
+                return .failure(Failure(library: library, reason: .attach(symbol: function.site, error)))
             }
         }
         return .success(links)

@@ -192,6 +192,8 @@ struct AgentCommand: AsyncParsableCommand {
 
     @OptionGroup var btfOptions: BTFOptions
 
+    @OptionGroup var queryOptions: QueryLatencyOptions
+
     @Option(
         name: .customLong("node-name"),
         help: ArgumentHelp(
@@ -409,7 +411,7 @@ struct AgentCommand: AsyncParsableCommand {
             configuration: DiagnosisConfiguration(
                 host: host, nodeName: node, btfOption: btfOptions.btf, btfArchive: btfOptions.btfArchive,
                 containerDeadline: containerDeadline, namespaces: try validateNamespaces(namespaces),
-                clusterName: cluster),
+                clusterName: cluster, queryLatency: queryOptions.queryLatency, queryText: queryOptions.queryText),
             logger: logger, observer: DeadlineMetrics(metrics))
         let loop = AgentLoop(
             source: EngineDiagnosisSource(engine: engine, metrics: metrics), sink: sink, metrics: metrics,

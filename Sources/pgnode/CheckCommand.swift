@@ -80,6 +80,8 @@ struct CheckCommand: AsyncParsableCommand {
 
     @OptionGroup var btfOptions: BTFOptions
 
+    @OptionGroup var queryOptions: QueryLatencyOptions
+
     @Option(
         name: .customLong("fail-on"),
         help: ArgumentHelp("Exit 1 when any finding has this severity or worse.", valueName: "severity"))
@@ -130,7 +132,8 @@ struct CheckCommand: AsyncParsableCommand {
             configuration: DiagnosisConfiguration(
                 host: host, nodeName: node, btfOption: btfOptions.btf, btfArchive: btfOptions.btfArchive,
                 containerDeadline: containerDeadline, observes: duration > 0, namespaces: filter,
-                clusterName: clusterName),
+                clusterName: clusterName, queryLatency: queryOptions.queryLatency,
+                queryText: queryOptions.queryText),
             logger: Logger(label: "pgnode.check") { _ in SwiftLogNoOpLogHandler() })
         await engine.follow(targets)
         if duration > 0 {

@@ -54,3 +54,23 @@ struct BTFOptions: ParsableArguments {
         }
     }
 }
+
+/// `query.latency`, opt-in on `check` and `agent`: the query probe's USDT probes trap at every
+/// statement of the followed servers, a cost the database pays.
+struct QueryLatencyOptions: ParsableArguments {
+    @Flag(
+        name: .customLong("query-latency"),
+        help: ArgumentHelp(
+            "Time every statement from below (PostgreSQL's USDT probes) and split its time by scheduler state "
+                + "(query.latency). Costs the database microseconds per statement."))
+    var queryLatency = false
+
+    @Flag(
+        name: .customLong("query-text"),
+        help: "With --query-latency: show the first 200 bytes of the slowest statements' text instead of a hash.")
+    var queryText = false
+
+    func validate() throws {
+        if queryText && !queryLatency { throw ValidationError("--query-text needs --query-latency") }
+    }
+}

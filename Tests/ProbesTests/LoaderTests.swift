@@ -20,7 +20,7 @@ struct LoaderTests {
             try object.attach()
             // Uprobes without a target in the object (shm's) are attached per library file.
             let targetless = object.programNames.filter(object.needsUprobeTarget)
-            let uprobes = UprobeAttachments(object: object)
+            let uprobes = UprobeAttachments(object: object, functions: ShmProbe.functions)
             if !targetless.isEmpty {
                 #expect(uprobes.update(libraries: libraries).isEmpty)
                 #expect(uprobes.linkCount >= targetless.count)

@@ -66,13 +66,13 @@ struct UprobeAttachmentTests {
 
         try withShmObject { object in
             // Untouched, it attaches: every function, entry and return.
-            let attachments = UprobeAttachments(object: object)
+            let attachments = UprobeAttachments(object: object, functions: ShmProbe.functions)
             #expect(attachments.update(libraries: [library]).isEmpty)
-            #expect(attachments.linkCount == UprobeAttachments.shmFunctions.count, "glibc has every function")
+            #expect(attachments.linkCount == ShmProbe.functions.count, "glibc has every function")
             // The same file again (another container of the same image) adds nothing; an empty
             // list detaches it.
             #expect(attachments.update(libraries: [library, library]).isEmpty)
-            #expect(attachments.linkCount == UprobeAttachments.shmFunctions.count, "glibc has every function")
+            #expect(attachments.linkCount == ShmProbe.functions.count, "glibc has every function")
             attachments.update(libraries: [])
             #expect(attachments.linkCount == 0)
 
@@ -154,7 +154,7 @@ struct UprobeAttachmentTests {
         try #require(session.statuses.allSatisfy { $0.running }, "\(session.statuses)")
         try #require(session.uprobeFailures.isEmpty, "\(session.uprobeFailures)")
         let programs = session.statuses.reduce(into: [String: UInt32]()) { $0.merge($1.programIDs) { a, _ in a } }
-        try #require(Set(programs.keys) == Set(UprobeAttachments.shmFunctions.map(\.program)), "\(programs)")
+        try #require(Set(programs.keys) == Set(ShmProbe.functions.map(\.program)), "\(programs)")
         let start = try BPFProgramStats.counts(programs)
 
         // Another process with the host's C library, outside the target, making the same calls.

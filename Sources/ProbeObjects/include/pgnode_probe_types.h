@@ -275,4 +275,82 @@ struct pgn_writeback_bdi_value {
     unsigned int pad;
 };
 
+/* ---- query: statements from PostgreSQL's USDT probes, their time by scheduler state ---- */
+
+/* Where a backend's time inside a statement goes (index of `state_ns`). */
+enum pgn_query_state {
+    PGN_QUERY_ON_CPU = 0,    /* running */
+    PGN_QUERY_CPU_WAIT = 1,  /* runnable, waiting for a CPU (run-queue wait, CFS throttling) */
+    PGN_QUERY_IO_WAIT = 2,   /* blocked with in_iowait (page cache misses, writes, fsync) */
+    PGN_QUERY_LOCK_WAIT = 3, /* blocked inside lock__wait or lwlock__wait (PostgreSQL's locks) */
+    PGN_QUERY_OTHER = 4,     /* any other sleep (client socket, latch, sleep calls) */
+    PGN_QUERY_STATES = 5,
+};
+
+/* Which protocol's probes bounded the statement (index of `queries`). */
+enum pgn_query_protocol {
+    PGN_QUERY_SIMPLE = 0,   /* query__start .. query__done (parse, plan and execute) */
+    PGN_QUERY_EXTENDED = 1, /* query__execute__start .. query__execute__done outside a simple query */
+    PGN_QUERY_PROTOCOLS = 2,
+};
+
+/* The slowest statements each CPU keeps per target and window (it sends each one that enters). */
+#define PGN_QUERY_TOP 5
+/* Bytes of a statement's text read from the backend for a slow statement (simple protocol). */
+#define PGN_QUERY_TEXT_LEN 256
+
+/* A target's thread inside a statement (HASH keyed by thread id; removed at its end). */
+struct pgn_query_thread {
+    unsigned long long start_ns;
+    unsigned long long since_ns; /* when `state` began */
+    unsigned long long state_ns[PGN_QUERY_STATES];
+    unsigned long long throttled_ns;
+    unsigned long long reclaim_ns;
+    unsigned long long reclaim_since; /* 0 when not in direct reclaim */
+    unsigned long long text;          /* the query string's address (simple protocol), 0 when none */
+    unsigned int target;
+    unsigned int tgid;
+    unsigned char state;     /* enum pgn_query_state */
+    unsigned char protocol;  /* enum pgn_query_protocol */
+    unsigned char locks;     /* PGN_QUERY_LOCK_* while inside a lock wait */
+    unsigned char throttled; /* the current CPU wait began with the run queue throttled */
+    unsigned int depth;      /* PortalRuns nested inside the statement */
+};
+
+/* pgn_query_thread.locks */
+#define PGN_QUERY_LOCK_HEAVY 1 /* lock__wait__start .. lock__wait__done */
+#define PGN_QUERY_LOCK_LIGHT 2 /* lwlock__wait__start .. lwlock__wait__done */
+
+/* Per target (PERCPU_ARRAY indexed by target; user space sums the CPUs). Times in ns. */
+struct pgn_query_counts {
+    unsigned long long queries[PGN_QUERY_PROTOCOLS];
+    unsigned long long total_ns;                      /* the statements' durations */
+    unsigned long long state_ns[PGN_QUERY_STATES];    /* the same time by state */
+    unsigned long long throttled_ns;                  /* of cpu_wait: waits that began throttled */
+    unsigned long long reclaim_ns;                    /* direct reclaim inside statements */
+    unsigned long long untracked;                     /* statements not followed: thread map full */
+    unsigned long long slow_sent;                     /* slow statements sent to the ring buffer */
+    unsigned long long slow_lost;                     /* … and lost (ring buffer full) */
+    unsigned long long top_ns[PGN_QUERY_TOP];         /* this CPU's slowest of `top_window`, largest first */
+    unsigned long long top_window;                    /* the window `top_ns` belongs to */
+    struct pgn_hist latency_us;                       /* durations in microseconds, log2 */
+};
+
+/* One slow statement (ring buffer): it entered its CPU's slowest of the window. */
+struct pgn_query_event {
+    unsigned long long duration_ns;
+    unsigned long long state_ns[PGN_QUERY_STATES];
+    unsigned long long throttled_ns;
+    unsigned long long reclaim_ns;
+    unsigned long long end_ns; /* bpf_ktime_get_ns at its end */
+    unsigned long long window;
+    unsigned int target;
+    unsigned int tgid;
+    unsigned int pid;
+    unsigned int protocol;
+    int text_len; /* bytes of `text` read, with the NUL; 0 when none (extended protocol) */
+    unsigned int pad;
+    char text[PGN_QUERY_TEXT_LEN];
+};
+
 #endif
