@@ -45,6 +45,15 @@ public enum JSONValue: Sendable, Equatable {
         }
     }
 
+    /// The number as a double, an integer one too; nil when this is not a number.
+    public var doubleValue: Double? {
+        switch self {
+        case .double(let d): return d
+        case .int(let i): return Double(i)
+        default: return nil
+        }
+    }
+
     /// The array when this is an array, else nil.
     public var arrayValue: [JSONValue]? {
         if case .array(let a) = self { return a }

@@ -31,6 +31,21 @@ struct BPFChecksTests {
         #expect(!observation.remedy.isEmpty)
     }
 
+    @Test("support: a running probe that could not attach to a file (a server without USDT probes) is info, listed")
+    func unattached() throws {
+        var query = ProbeStatus(name: "query", checks: ["query.latency"], programs: ["q"], running: true)
+        query.unattached = [
+            "/usr/local/bin/postgres (8:1 42, in /proc/7/root): no USDT probe postgresql:query__start in this file "
+                + "(built without --enable-dtrace)"
+        ]
+        let observation = BPFChecks.support(capable, probes: [query])
+        #expect(observation.severity == .info)
+        #expect(observation.summary.contains("the query probe could not attach to /usr/local/bin/postgres"))
+        let probes = try #require(observation.evidence["probes"]?.arrayValue)
+        #expect(probes.first?["unattached"]?.arrayValue?.count == 1)
+        #expect(probes.first?["available"] == .bool(true))
+    }
+
     @Test("kernel.btf: archive, unusable option, missing")
     func kernelBTF() {
         var facts = KernelFacts.gather(host: HostRoot("/"))
