@@ -153,4 +153,25 @@ static __always_inline void pgn_hist_add_percpu(struct pgn_hist *hist, __u64 val
     hist->slots[slot]++;
 }
 
+/* A task's process id in its own (innermost) pid namespace: the container's view. */
+static __always_inline __u32 pgn_ns_tgid(struct task_struct *task)
+{
+    struct pid *pid = BPF_CORE_READ(task, group_leader, thread_pid);
+    if (!pid)
+        return 0;
+    unsigned int level = BPF_CORE_READ(pid, level);
+    struct upid upid = {};
+    bpf_core_read(&upid, sizeof(upid), &pid->numbers[level]);
+    return upid.nr;
+}
+
+/* The start of a task's process title: its argv area as the process last wrote it (PostgreSQL
+   rewrites it: "postgres: user db [local] SELECT"). Only for the current task (a user read). */
+static __always_inline void pgn_read_title(struct task_struct *task, char *title)
+{
+    unsigned long arg_start = BPF_CORE_READ(task, mm, arg_start);
+    if (!arg_start || bpf_probe_read_user_str(title, PGN_TITLE_LEN, (const void *)arg_start) < 0)
+        title[0] = 0;
+}
+
 #endif

@@ -204,7 +204,9 @@ static __always_inline void finish(__u32 tid, struct pgn_query_thread *t)
     e->tgid = t->tgid;
     e->pid = tid;
     e->protocol = protocol;
-    e->pad = 0;
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    e->ns_tgid = pgn_ns_tgid(task);
+    pgn_read_title(task, e->title);
     e->text_len = 0;
     if (t->text) {
         long n = bpf_probe_read_user_str(e->text, sizeof(e->text), (const void *)t->text);

@@ -173,25 +173,7 @@ static __always_inline void add_held(struct pgn_shm_stats *stats, __s64 delta)
         stats->peak_bytes = now;
 }
 
-/* The current process's id in its own (innermost) pid namespace: the container's view. */
-static __always_inline __u32 ns_tgid(struct task_struct *task)
-{
-    struct pid *pid = BPF_CORE_READ(task, group_leader, thread_pid);
-    if (!pid)
-        return 0;
-    unsigned int level = BPF_CORE_READ(pid, level);
-    struct upid upid = {};
-    bpf_core_read(&upid, sizeof(upid), &pid->numbers[level]);
-    return upid.nr;
-}
 
-/* The start of the current process's title: its argv area as the process last wrote it. */
-static __always_inline void read_title(struct task_struct *task, char *title)
-{
-    unsigned long arg_start = BPF_CORE_READ(task, mm, arg_start);
-    if (!arg_start || bpf_probe_read_user_str(title, PGN_TITLE_LEN, (const void *)arg_start) < 0)
-        title[0] = 0;
-}
 
 static __always_inline void exit_grow(struct inflight *call, long ret)
 {
@@ -210,7 +192,7 @@ static __always_inline void exit_grow(struct inflight *call, long ret)
         stats->last_fail_ns = now;
 
         struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-        __u32 nstgid = ns_tgid(task);
+        __u32 nstgid = pgn_ns_tgid(task);
         struct pgn_shm_failure_key key = {.target = target, .tgid = id >> 32, .size = call->size};
         struct pgn_shm_failure_value *seen = bpf_map_lookup_elem(&shm_failures, &key);
         if (seen) {
@@ -223,7 +205,7 @@ static __always_inline void exit_grow(struct inflight *call, long ret)
                 .count = 1, .first_ns = now, .last_ns = now, .syscall = call->syscall, .pid = (__u32)id,
                 .ns_tgid = nstgid};
             bpf_get_current_comm(value.comm, sizeof(value.comm));
-            read_title(task, value.title);
+            pgn_read_title(task, value.title);
             bpf_map_update_elem(&shm_failures, &key, &value, BPF_NOEXIST);
         }
 
@@ -242,7 +224,7 @@ static __always_inline void exit_grow(struct inflight *call, long ret)
             event->ns_tgid = nstgid;
             bpf_get_current_comm(event->comm, sizeof(event->comm));
             __builtin_memcpy(event->file, call->name, sizeof(event->file));
-            read_title(task, event->title);
+            pgn_read_title(task, event->title);
             bpf_ringbuf_submit(event, 0);
         }
         return;

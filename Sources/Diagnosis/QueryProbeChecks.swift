@@ -1,6 +1,7 @@
 import Checks
 import PGNodeModel
 import Probes
+import Resolution
 
 /// `query.latency` from the query probe's window, with the client backends' dirty-page pauses
 /// from the writeback probe's window when it runs (they sleep in I/O wait: which of
@@ -29,7 +30,8 @@ extension QueryProbe: ProbeCheckFeeding {
 
 extension ProbeReports {
     /// The query probe's result as the `query.latency` report, its slowest statements' backends
-    /// named by `names`.
+    /// named by `names`, else (a session that has ended) by the process title and container pid
+    /// the probe read at the statement's end.
     public static func query(
         _ result: QueryResult, names: ProcessNames, windowNanoseconds: Int64, showText: Bool
     ) -> QueryLatencyReport {
@@ -38,7 +40,9 @@ extension ProbeReports {
             let pid = Int32(bitPattern: s.tgid)
             let name = names.byPID[pid]
             return QueryLatencyReport.Statement(
-                durationNanoseconds: ns(s.durationNs), pid: pid, containerPID: name?.namespacePID, role: name?.role,
+                durationNanoseconds: ns(s.durationNs), pid: pid,
+                containerPID: name?.namespacePID ?? (s.namespaceTGID == 0 ? nil : Int32(bitPattern: s.namespaceTGID)),
+                role: name?.role ?? ProcessTitle.parse(s.title)?.kind.rawValue,
                 protocolName: s.protocol.rawValue, stateNanoseconds: s.stateNs.map(ns), text: s.text)
         }
         return QueryLatencyReport(

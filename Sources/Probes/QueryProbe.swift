@@ -248,8 +248,9 @@ public final class QueryProbe: Probe {
         let text = e.text_len > 0 ? Array(bytes[textOffset..<(textOffset + length)]) : nil
         return QueryResult.Statement(
             durationNs: e.duration_ns, stateNs: states, throttledNs: e.throttled_ns, reclaimNs: e.reclaim_ns,
-            endNs: e.end_ns, target: Int(e.target), tgid: e.tgid, pid: e.pid,
-            protocol: e.protocol == UInt32(PGN_QUERY_SIMPLE.rawValue) ? .simple : .extended, text: text)
+            endNs: e.end_ns, target: Int(e.target), tgid: e.tgid, pid: e.pid, namespaceTGID: e.ns_tgid,
+            title: cString(e.title), protocol: e.protocol == UInt32(PGN_QUERY_SIMPLE.rawValue) ? .simple : .extended,
+            text: text)
     }
 
     /// The per-CPU counters summed (wrapping, as the kernel's u64 do), and the slow statements
@@ -324,6 +325,10 @@ public struct QueryResult: Sendable, Equatable {
         /// The backend (host tgid and thread id).
         public var tgid: UInt32
         public var pid: UInt32
+        /// The backend's pid in its own pid namespace (the container's view), 0 if unknown.
+        public var namespaceTGID: UInt32
+        /// The start of its process title at the statement's end (its role, once it has exited).
+        public var title: String
         public var `protocol`: QueryProtocol
         /// The first bytes of its text (simple protocol; nil for the extended one, whose probes
         /// carry no text).
@@ -331,8 +336,11 @@ public struct QueryResult: Sendable, Equatable {
 
         public init(
             durationNs: UInt64, stateNs: [UInt64], throttledNs: UInt64 = 0, reclaimNs: UInt64 = 0, endNs: UInt64 = 0,
-            target: Int = 0, tgid: UInt32, pid: UInt32, protocol: QueryProtocol, text: [UInt8]? = nil
+            target: Int = 0, tgid: UInt32, pid: UInt32, namespaceTGID: UInt32 = 0, title: String = "",
+            protocol: QueryProtocol, text: [UInt8]? = nil
         ) {
+            self.namespaceTGID = namespaceTGID
+            self.title = title
             self.durationNs = durationNs
             self.stateNs = stateNs
             self.throttledNs = throttledNs

@@ -349,7 +349,8 @@ struct pgn_query_event {
     unsigned int pid;
     unsigned int protocol;
     int text_len; /* bytes of `text` read, with the NUL; 0 when none (extended protocol) */
-    unsigned int pad;
+    unsigned int ns_tgid; /* the backend's pid in its own pid namespace (the container's), 0 if unknown */
+    char title[PGN_TITLE_LEN]; /* the start of its process title (its role once it has exited) */
     char text[PGN_QUERY_TEXT_LEN];
 };
 
