@@ -16,7 +16,9 @@
  * flagged throttled when its run queue is throttled by its CFS quota; blocked with in_iowait:
  * an I/O wait; blocked inside lock__wait or lwlock__wait: a lock wait; any other sleep) and
  * ends its wait when it is switched in; sched_wakeup ends a sleep (it then waits for a CPU).
- * Direct reclaim inside a statement (mm_vmscan_direct_reclaim_begin/end) is counted besides.
+ * Reclaim inside a statement, the memory cgroup's (mm_vmscan_memcg_reclaim_begin/end: a
+ * container at its memory limit) and the node's direct reclaim (mm_vmscan_direct_reclaim_*),
+ * is counted besides.
  * At the statement's end its duration goes to the target's log2 histogram (µs) and totals
  * (per CPU), and when it is among its CPU's PGN_QUERY_TOP slowest of the window it is sent
  * through the ring buffer (with the first bytes of its text for the simple protocol).
@@ -378,6 +380,20 @@ int BPF_PROG(pgn_q_wakeup_btf, struct task_struct *task)
     return on_wakeup(task, true);
 }
 
+SEC("tp_btf/mm_vmscan_memcg_reclaim_begin")
+int BPF_PROG(pgn_q_mcg_in_btf)
+{
+    reclaim(true);
+    return 0;
+}
+
+SEC("tp_btf/mm_vmscan_memcg_reclaim_end")
+int BPF_PROG(pgn_q_mcg_out_btf)
+{
+    reclaim(false);
+    return 0;
+}
+
 SEC("tp_btf/mm_vmscan_direct_reclaim_begin")
 int BPF_PROG(pgn_q_reclaim_in_btf)
 {
@@ -402,6 +418,20 @@ SEC("raw_tp/sched_wakeup")
 int BPF_PROG(pgn_q_wakeup_raw, struct task_struct *task)
 {
     return on_wakeup(task, false);
+}
+
+SEC("raw_tp/mm_vmscan_memcg_reclaim_begin")
+int BPF_PROG(pgn_q_mcg_in_raw)
+{
+    reclaim(true);
+    return 0;
+}
+
+SEC("raw_tp/mm_vmscan_memcg_reclaim_end")
+int BPF_PROG(pgn_q_mcg_out_raw)
+{
+    reclaim(false);
+    return 0;
 }
 
 SEC("raw_tp/mm_vmscan_direct_reclaim_begin")

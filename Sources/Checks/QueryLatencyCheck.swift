@@ -17,14 +17,17 @@ public struct QueryLatencyReport: Sendable, Equatable {
         public var protocolName: String
         /// Its time by state (`states`).
         public var stateNanoseconds: [Int64]
+        /// Time reclaiming memory inside it (also in `stateNanoseconds`).
+        public var reclaimNanoseconds: Int64
         /// The first bytes of its text (simple protocol), nil when the probe had none.
         public var text: [UInt8]?
 
         /// One statement.
         public init(
             durationNanoseconds: Int64, pid: Int32, containerPID: Int32? = nil, role: String? = nil,
-            protocolName: String, stateNanoseconds: [Int64], text: [UInt8]? = nil
+            protocolName: String, stateNanoseconds: [Int64], reclaimNanoseconds: Int64 = 0, text: [UInt8]? = nil
         ) {
+            self.reclaimNanoseconds = reclaimNanoseconds
             self.durationNanoseconds = durationNanoseconds
             self.pid = pid
             self.containerPID = containerPID
@@ -42,7 +45,7 @@ public struct QueryLatencyReport: Sendable, Equatable {
     public var stateNanoseconds: [Int64]
     /// Of the CPU wait, the waits that began with the run queue throttled by the CFS quota.
     public var throttledNanoseconds: Int64
-    /// Direct reclaim inside statements.
+    /// Reclaim inside statements (the memory cgroup's and the node's direct reclaim).
     public var reclaimNanoseconds: Int64
     /// The client backends' dirty-page pauses (`balance_dirty_pages`) in the window, from the
     /// writeback probe; nil when it does not run. They sleep in I/O wait.
@@ -88,8 +91,8 @@ public struct QueryLatencyReport: Sendable, Equatable {
 ///
 /// Severity: `info`, unless one cause below PostgreSQL — waiting for a CPU (`cpu.throttling` when
 /// most of the wait began with the quota's throttling, else `cpu.contention`), I/O wait
-/// (`writeback.throttle` when dirty-page pauses make most of it, else `blkio.noise`), or direct
-/// reclaim (`memory.reclaim`) — takes more than `warningShare` of all statement time: `warning`,
+/// (`writeback.throttle` when dirty-page pauses make most of it, else `blkio.noise`), or reclaim
+/// inside statements (`memory.reclaim`) — takes more than `warningShare` of all statement time: `warning`,
 /// naming that check. Lock waits and other sleeps are PostgreSQL's and the client's: reported,
 /// never a warning here.
 public enum QueryLatencyCheck {
@@ -185,6 +188,7 @@ public enum QueryLatencyCheck {
             "role": .from(s.role),
             "protocol": .string(s.protocolName),
             "time_share": shares(s.stateNanoseconds),
+            "reclaim_ns": .int(s.reclaimNanoseconds),
         ]
         if let text = s.text {
             if showText {
@@ -279,7 +283,7 @@ public enum QueryLatencyCheck {
         case "cpu_wait": "waiting for a CPU"
         case "io_wait": "waiting for I/O"
         case "lock_wait": "waiting on PostgreSQL locks"
-        case "reclaim": "in direct memory reclaim"
+        case "reclaim": "reclaiming memory"
         default: "asleep for other reasons (client, latches)"
         }
     }

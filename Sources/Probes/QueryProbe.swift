@@ -8,7 +8,8 @@ import Synchronization
 /// `query__execute__start`/`query__execute__done`), its lock waits (`lock__wait__*`,
 /// `lwlock__wait__*`), and the scheduler tracepoints (`sched_switch`, `sched_wakeup`) split each
 /// statement's time by state: on a CPU, waiting for one, blocked on I/O, on a PostgreSQL lock,
-/// or otherwise asleep; direct reclaim inside statements is counted besides. Per target, in the
+/// or otherwise asleep; reclaim inside statements (the memory cgroup's and the node's direct
+/// reclaim) is counted besides. Per target, in the
 /// kernel: statements by protocol, their durations (log2 µs), the time by state; each CPU's
 /// slowest statements of the window come through a ring buffer. Feeds `query.latency`.
 ///
@@ -44,9 +45,11 @@ public final class QueryProbe: Probe {
             mapTypes: ["hash", "array", "percpu_array", "ringbuf"],
             helpers: ["get_current_cgroup_id", "probe_read_kernel", "ringbuf_reserve"],
             tracepoints: ["sched/sched_switch", "sched/sched_wakeup"], needsTracefs: false, needsUprobes: true),
-        programs: usdtPrograms + [.pgnQSwitchBtf, .pgnQWakeupBtf, .pgnQReclaimInBtf, .pgnQReclaimOutBtf],
+        programs: usdtPrograms + [
+            .pgnQSwitchBtf, .pgnQWakeupBtf, .pgnQMcgInBtf, .pgnQMcgOutBtf, .pgnQReclaimInBtf, .pgnQReclaimOutBtf,
+        ],
         rawTracepointPrograms: usdtPrograms + [
-            .pgnQSwitchRaw, .pgnQWakeupRaw, .pgnQReclaimInRaw, .pgnQReclaimOutRaw,
+            .pgnQSwitchRaw, .pgnQWakeupRaw, .pgnQMcgInRaw, .pgnQMcgOutRaw, .pgnQReclaimInRaw, .pgnQReclaimOutRaw,
         ])
     public static let v1Controller = CgroupRef.Kind.memoryV1
 
@@ -317,7 +320,7 @@ public struct QueryResult: Sendable, Equatable {
         public var stateNs: [UInt64]
         /// Of its CPU wait, the waits that began with its run queue throttled by the CFS quota.
         public var throttledNs: UInt64
-        /// Time in direct reclaim inside it.
+        /// Time in reclaim (memory cgroup and direct) inside it.
         public var reclaimNs: UInt64
         /// Its end, kernel monotonic ns.
         public var endNs: UInt64
@@ -363,7 +366,7 @@ public struct QueryResult: Sendable, Equatable {
     public var stateNs: [UInt64] = Array(repeating: 0, count: Int(PGN_QUERY_STATES.rawValue))
     /// Of the CPU wait, the waits that began with the run queue throttled by the CFS quota.
     public var throttledNs: UInt64 = 0
-    /// Direct reclaim inside statements.
+    /// Reclaim inside statements (memory cgroup and direct).
     public var reclaimNs: UInt64 = 0
     /// Statements not followed (the kernel's thread map was full).
     public var untracked: UInt64 = 0

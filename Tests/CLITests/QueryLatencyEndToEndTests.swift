@@ -233,4 +233,51 @@ struct QueryLatencyEndToEndTests {
         #expect(waited["role"] == "client backend")
         #expect(waited["text_sha256"] == nil)
     }
+
+    @Test("a scan of a table 2.4 times the memory limit: the memory cgroup's reclaim inside it is counted for it")
+    func reclaimInside() throws {
+        guard TestEnvironment.requireRoot(), canRun else { return }
+        let namespace = "pgnode-query-\(UUID().uuidString.prefix(6).lowercased())"
+        var options = PostgresContainerOptions()
+        options.namespace = namespace
+        options.podName = "query-reclaim-0"
+        options.memoryLimit = 256 << 20
+        options.postgresArguments = ["-c", "shared_buffers=32MB"]
+        let container = try Containers.start("query-reclaim", options: options)
+        defer { Containers.remove(container.name) }
+        try Containers.waitUntilReady(container)
+        // Unlogged (no WAL); written before the agent starts, so its reclaim is not in any window.
+        let setup = try Command.run([
+            TestEnvironment.scriptPath("containers"), "psql", container.name, "-At", "-v", "ON_ERROR_STOP=1", "-c",
+            "CREATE UNLOGGED TABLE big AS SELECT g, repeat('x', 500) AS pad FROM generate_series(1, 1200000) g",
+        ])
+        try #require(setup.status == 0, "\(setup.stderr)")
+
+        let directory = try Fixtures.temporaryDirectory("pgnode-query-reclaim")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let agent = try Self.startAgent(
+            namespace: namespace, pods: [options.podName], extra: ["--query-text"], directory: directory)
+        defer { _ = agent.stop(SIGKILL) }
+        let scan = try Command.run([
+            TestEnvironment.scriptPath("containers"), "psql", container.name, "-At", "-c",
+            "SET max_parallel_workers_per_gather = 0", "-c", "SELECT count(*) FROM big /* pgnode-reclaim-test */",
+        ])
+        #expect(scan.stdout.contains("1200000"), "\(scan.stdout) \(scan.stderr)")
+        let seen = Self.findings(agent.stdout, pod: options.podName).count
+        #expect(
+            Self.waitUntil(timeout: 30) { Self.findings(agent.stdout, pod: options.podName).count >= seen + 2 },
+            "the agent stopped reporting: \(agent.stderr.suffix(2000))")
+        #expect(agent.stop(SIGTERM) == 0)
+
+        let findings = Self.findings(agent.stdout, pod: options.podName)
+        let statements = findings.flatMap { $0["evidence"]?["slowest"]?.arrayValue ?? [] }
+        let scanned = try #require(
+            statements.first { ($0["text"]?.stringValue ?? "").hasPrefix("SELECT count(*) FROM big") },
+            "the scan is not among the slowest: \(statements)")
+        print("QueryLatencyEndToEndTests [reclaim]: \(scanned)")
+        // The memory cgroup reclaimed inside the statement, in the backend that ran it.
+        #expect((scanned["reclaim_ns"]?.intValue ?? 0) > 0, "\(scanned)")
+        #expect(findings.contains { ($0["evidence"]?["reclaim_ns"]?.intValue ?? 0) > 0 })
+        #expect(scanned["role"] == "client backend")
+    }
 }

@@ -78,7 +78,7 @@ struct QueryLatencyCheckTests {
         #expect(noProbe.evidence["writeback_paused_ns"] == .null)
     }
 
-    @Test("direct reclaim inside statements above 30 %: warning naming memory.reclaim")
+    @Test("reclaim inside statements above 30 %: warning naming memory.reclaim")
     func reclaim() {
         let o = QueryLatencyCheck.evaluate(Self.report([900, 50, 50, 0, 0], reclaim: 400))
         #expect(o.severity == .warning)

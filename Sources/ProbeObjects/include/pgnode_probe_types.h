@@ -327,7 +327,7 @@ struct pgn_query_counts {
     unsigned long long total_ns;                      /* the statements' durations */
     unsigned long long state_ns[PGN_QUERY_STATES];    /* the same time by state */
     unsigned long long throttled_ns;                  /* of cpu_wait: waits that began throttled */
-    unsigned long long reclaim_ns;                    /* direct reclaim inside statements */
+    unsigned long long reclaim_ns;                    /* reclaim (memcg, direct) inside statements */
     unsigned long long untracked;                     /* statements not followed: thread map full */
     unsigned long long slow_sent;                     /* slow statements sent to the ring buffer */
     unsigned long long slow_lost;                     /* … and lost (ring buffer full) */
