@@ -239,7 +239,7 @@ int BPF_USDT(pgn_q_done)
 }
 
 SEC("usdt")
-int BPF_USDT(pgn_q_exec_start)
+int BPF_USDT(pgn_q_ex_in)
 {
     __u32 tid = current_tid();
     struct pgn_query_thread *t = bpf_map_lookup_elem(&query_threads, &tid);
@@ -252,7 +252,7 @@ int BPF_USDT(pgn_q_exec_start)
 }
 
 SEC("usdt")
-int BPF_USDT(pgn_q_exec_done)
+int BPF_USDT(pgn_q_ex_out)
 {
     __u32 tid = current_tid();
     struct pgn_query_thread *t = bpf_map_lookup_elem(&query_threads, &tid);
@@ -280,28 +280,28 @@ static __always_inline void lock_flag(__u8 flag, bool on)
 }
 
 SEC("usdt")
-int BPF_USDT(pgn_q_lock_start)
+int BPF_USDT(pgn_q_lk_in)
 {
     lock_flag(PGN_QUERY_LOCK_HEAVY, true);
     return 0;
 }
 
 SEC("usdt")
-int BPF_USDT(pgn_q_lock_done)
+int BPF_USDT(pgn_q_lk_out)
 {
     lock_flag(PGN_QUERY_LOCK_HEAVY, false);
     return 0;
 }
 
 SEC("usdt")
-int BPF_USDT(pgn_q_lwlock_start)
+int BPF_USDT(pgn_q_lw_in)
 {
     lock_flag(PGN_QUERY_LOCK_LIGHT, true);
     return 0;
 }
 
 SEC("usdt")
-int BPF_USDT(pgn_q_lwlock_done)
+int BPF_USDT(pgn_q_lw_out)
 {
     lock_flag(PGN_QUERY_LOCK_LIGHT, false);
     return 0;
@@ -369,80 +369,80 @@ static __always_inline void reclaim(bool start)
 }
 
 SEC("tp_btf/sched_switch")
-int BPF_PROG(pgn_q_switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next)
+int BPF_PROG(pgn_q_sw_btf, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
     return on_switch(preempt, prev, next, true);
 }
 
 SEC("tp_btf/sched_wakeup")
-int BPF_PROG(pgn_q_wakeup_btf, struct task_struct *task)
+int BPF_PROG(pgn_q_wk_btf, struct task_struct *task)
 {
     return on_wakeup(task, true);
 }
 
 SEC("tp_btf/mm_vmscan_memcg_reclaim_begin")
-int BPF_PROG(pgn_q_mcg_in_btf)
+int BPF_PROG(pgn_q_mcgi_btf)
 {
     reclaim(true);
     return 0;
 }
 
 SEC("tp_btf/mm_vmscan_memcg_reclaim_end")
-int BPF_PROG(pgn_q_mcg_out_btf)
+int BPF_PROG(pgn_q_mcgo_btf)
 {
     reclaim(false);
     return 0;
 }
 
 SEC("tp_btf/mm_vmscan_direct_reclaim_begin")
-int BPF_PROG(pgn_q_reclaim_in_btf)
+int BPF_PROG(pgn_q_dri_btf)
 {
     reclaim(true);
     return 0;
 }
 
 SEC("tp_btf/mm_vmscan_direct_reclaim_end")
-int BPF_PROG(pgn_q_reclaim_out_btf)
+int BPF_PROG(pgn_q_dro_btf)
 {
     reclaim(false);
     return 0;
 }
 
 SEC("raw_tp/sched_switch")
-int BPF_PROG(pgn_q_switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next)
+int BPF_PROG(pgn_q_sw_raw, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
     return on_switch(preempt, prev, next, false);
 }
 
 SEC("raw_tp/sched_wakeup")
-int BPF_PROG(pgn_q_wakeup_raw, struct task_struct *task)
+int BPF_PROG(pgn_q_wk_raw, struct task_struct *task)
 {
     return on_wakeup(task, false);
 }
 
 SEC("raw_tp/mm_vmscan_memcg_reclaim_begin")
-int BPF_PROG(pgn_q_mcg_in_raw)
+int BPF_PROG(pgn_q_mcgi_raw)
 {
     reclaim(true);
     return 0;
 }
 
 SEC("raw_tp/mm_vmscan_memcg_reclaim_end")
-int BPF_PROG(pgn_q_mcg_out_raw)
+int BPF_PROG(pgn_q_mcgo_raw)
 {
     reclaim(false);
     return 0;
 }
 
 SEC("raw_tp/mm_vmscan_direct_reclaim_begin")
-int BPF_PROG(pgn_q_reclaim_in_raw)
+int BPF_PROG(pgn_q_dri_raw)
 {
     reclaim(true);
     return 0;
 }
 
 SEC("raw_tp/mm_vmscan_direct_reclaim_end")
-int BPF_PROG(pgn_q_reclaim_out_raw)
+int BPF_PROG(pgn_q_dro_raw)
 {
     reclaim(false);
     return 0;

@@ -36,8 +36,11 @@ public enum ProbeCatalog {
     /// database itself (the query probe's USDT probes trap at every statement: `--query-latency`).
     public static let optIn: [any Probe.Type] = [QueryProbe.self]
 
-    /// Every probe's definition, in the same order (the opt-in ones excluded).
-    public static let all: [ProbeDefinition] = probes.map { $0.definition }
+    /// Every probe pgnode carries, the opt-in ones last: one per embedded object.
+    public static let every: [any Probe.Type] = probes + optIn
+
+    /// Every carried probe's definition, in the same order (the opt-in ones included).
+    public static let all: [ProbeDefinition] = every.map { $0.definition }
 
     /// The probes to load: every default one, and the query probe when `queryLatency`.
     public static func probes(queryLatency: Bool) -> [any Probe.Type] {
@@ -45,7 +48,7 @@ public enum ProbeCatalog {
     }
 
     /// The probe named `name` (default or opt-in).
-    public static func named(_ name: String) -> (any Probe.Type)? { (probes + optIn).first { $0.name == name } }
+    public static func named(_ name: String) -> (any Probe.Type)? { every.first { $0.name == name } }
 
     /// The program sets to try for `probe` here, in order: tp_btf needs the kernel's own BTF
     /// (a custom BTF is not enough), so without it only the raw_tp fallback is tried; with it,

@@ -26,17 +26,17 @@ public final class QueryProbe: Probe {
     public static let functions: [UprobeAttachments.Function] = [
         .usdt(program: QueryObject.Program.pgnQStart, provider: provider, probe: "query__start"),
         .usdt(program: QueryObject.Program.pgnQDone, provider: provider, probe: "query__done"),
-        .usdt(program: QueryObject.Program.pgnQExecStart, provider: provider, probe: "query__execute__start"),
-        .usdt(program: QueryObject.Program.pgnQExecDone, provider: provider, probe: "query__execute__done"),
-        .usdt(program: QueryObject.Program.pgnQLockStart, provider: provider, probe: "lock__wait__start"),
-        .usdt(program: QueryObject.Program.pgnQLockDone, provider: provider, probe: "lock__wait__done"),
-        .usdt(program: QueryObject.Program.pgnQLwlockStart, provider: provider, probe: "lwlock__wait__start"),
-        .usdt(program: QueryObject.Program.pgnQLwlockDone, provider: provider, probe: "lwlock__wait__done"),
+        .usdt(program: QueryObject.Program.pgnQExIn, provider: provider, probe: "query__execute__start"),
+        .usdt(program: QueryObject.Program.pgnQExOut, provider: provider, probe: "query__execute__done"),
+        .usdt(program: QueryObject.Program.pgnQLkIn, provider: provider, probe: "lock__wait__start"),
+        .usdt(program: QueryObject.Program.pgnQLkOut, provider: provider, probe: "lock__wait__done"),
+        .usdt(program: QueryObject.Program.pgnQLwIn, provider: provider, probe: "lwlock__wait__start"),
+        .usdt(program: QueryObject.Program.pgnQLwOut, provider: provider, probe: "lwlock__wait__done"),
     ]
 
     static let usdtPrograms: [QueryObject.Program] = [
-        .pgnQStart, .pgnQDone, .pgnQExecStart, .pgnQExecDone, .pgnQLockStart, .pgnQLockDone, .pgnQLwlockStart,
-        .pgnQLwlockDone,
+        .pgnQStart, .pgnQDone, .pgnQExIn, .pgnQExOut, .pgnQLkIn, .pgnQLkOut, .pgnQLwIn,
+        .pgnQLwOut,
     ]
 
     public static let definition = ProbeDefinition(
@@ -46,10 +46,10 @@ public final class QueryProbe: Probe {
             helpers: ["get_current_cgroup_id", "probe_read_kernel", "ringbuf_reserve"],
             tracepoints: ["sched/sched_switch", "sched/sched_wakeup"], needsTracefs: false, needsUprobes: true),
         programs: usdtPrograms + [
-            .pgnQSwitchBtf, .pgnQWakeupBtf, .pgnQMcgInBtf, .pgnQMcgOutBtf, .pgnQReclaimInBtf, .pgnQReclaimOutBtf,
+            .pgnQSwBtf, .pgnQWkBtf, .pgnQMcgiBtf, .pgnQMcgoBtf, .pgnQDriBtf, .pgnQDroBtf,
         ],
         rawTracepointPrograms: usdtPrograms + [
-            .pgnQSwitchRaw, .pgnQWakeupRaw, .pgnQMcgInRaw, .pgnQMcgOutRaw, .pgnQReclaimInRaw, .pgnQReclaimOutRaw,
+            .pgnQSwRaw, .pgnQWkRaw, .pgnQMcgiRaw, .pgnQMcgoRaw, .pgnQDriRaw, .pgnQDroRaw,
         ])
     public static let v1Controller = CgroupRef.Kind.memoryV1
 

@@ -45,8 +45,8 @@ struct BPFStartupCommand: ParsableCommand {
         func median(_ values: [UInt64]) -> UInt64 { values.sorted()[values.count / 2] }
         let result: JSONObject = [
             "runs": .int(Int64(startups.count)),
-            "objects": .int(Int64(EmbeddedObject.all.count)),
-            "programs": .int(Int64(ProbeCatalog.all.reduce(0) { $0 + $1.programs.count })),
+            "objects": .int(Int64(ProbeCatalog.probes.count)),
+            "programs": .int(Int64(ProbeCatalog.probes.reduce(0) { $0 + $1.definition.programs.count })),
             "feature_probing_ms": ms(probing),
             "startup_median_ms": ms(median(startups)),
             "startup_min_ms": ms(startups.min()!),

@@ -40,7 +40,9 @@ struct EmbeddedObjectTests {
             let object = try BPFObject(embedded: #require(EmbeddedObject.named(name)))
             defer { object.close() }
             #expect(Set(P.allCases.map(\.rawValue)) == Set(object.programNames), "\(name)")
-            #expect(Set(M.allCases.map(\.rawValue)) == Set(object.mapNames), "\(name)")
+            // libbpf's own maps (its USDT specs, the .kconfig of its externs) are not named.
+            let ours = object.mapNames.filter { !$0.hasPrefix("__bpf_usdt_") && !$0.contains(".") }
+            #expect(Set(M.allCases.map(\.rawValue)) == Set(ours), "\(name)")
             #expect(Set(ProbeCommonMap.allCases.map(\.rawValue)).isSubset(of: Set(object.mapNames)), "\(name)")
         }
         try check(ShmObject.name, ShmObject.Program.self, ShmObject.Map.self)
@@ -49,6 +51,8 @@ struct EmbeddedObjectTests {
         try check(MigrationsObject.name, MigrationsObject.Program.self, MigrationsObject.Map.self)
         try check(SchedObject.name, SchedObject.Program.self, SchedObject.Map.self)
         try check(WritebackObject.name, WritebackObject.Program.self, WritebackObject.Map.self)
+        try check(QueryObject.name, QueryObject.Program.self, QueryObject.Map.self)
+        #expect(Set(ProbeCatalog.optIn.map { $0.name }) == [QueryObject.name])
         #expect(
             Set(ProbeCatalog.probes.map { $0.name }) == [
                 ShmObject.name, ReclaimObject.name, BlkioObject.name, MigrationsObject.name, SchedObject.name,
