@@ -263,7 +263,8 @@ public enum QueryLatencyCheck {
         var remedy = ""
         if let worst = causes.first(where: { $0.belowPostgres }), worst.share > warningShare, let check = worst.check {
             severity = .warning
-            summary += " lost \(percent(worst.share)) of their time \(phrase(worst.name)), below PostgreSQL: see \(check)."
+            summary +=
+                " lost \(percent(worst.share)) of their time \(phrase(worst.name)), below PostgreSQL: see \(check)."
             remedy = remedyText(check)
             evidence["explained_by"] = .string(check)
         } else if let top {

@@ -34,7 +34,8 @@ public struct ProbeEvents: Sendable, Equatable {
 
     /// What each probe counted in `results` (`Probe.events`: shm calls, reclaim passes, block
     /// requests), for each of `probes` (those loaded).
-    public static func counts(_ results: ProbeResults, probes: [any Probe.Type] = ProbeCatalog.probes) -> [ProbeEvents] {
+    public static func counts(_ results: ProbeResults, probes: [any Probe.Type] = ProbeCatalog.probes) -> [ProbeEvents]
+    {
         probes.map { count($0, results) }
     }
 

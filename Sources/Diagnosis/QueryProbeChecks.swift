@@ -43,7 +43,8 @@ extension ProbeReports {
                 durationNanoseconds: ns(s.durationNs), pid: pid,
                 containerPID: name?.namespacePID ?? (s.namespaceTGID == 0 ? nil : Int32(bitPattern: s.namespaceTGID)),
                 role: name?.role ?? ProcessTitle.parse(s.title)?.kind.rawValue,
-                protocolName: s.protocol.rawValue, stateNanoseconds: s.stateNs.map(ns), reclaimNanoseconds: ns(s.reclaimNs),
+                protocolName: s.protocol.rawValue, stateNanoseconds: s.stateNs.map(ns),
+                reclaimNanoseconds: ns(s.reclaimNs),
                 text: s.text)
         }
         return QueryLatencyReport(

@@ -186,6 +186,30 @@ public struct TextFormatter: Sendable {
             }
             return out
         }
+        if key == "time_share", let shares = value.objectValue {
+            // query.latency: `on_cpu 34.1 %  cpu_wait 65.9 %  io_wait 0 %  …`.
+            return indent + "\(key): " + Self.shares(shares) + "\n"
+        }
+        if key == "slowest", let items = value.arrayValue, !items.isEmpty,
+            items.allSatisfy({ $0["duration_us"] != nil })
+        {
+            // query.latency, one line per statement, slowest first:
+            // `73.1 ms  [28806] client backend (pid 48 in the container) extended  cpu_wait 99.9 % …`.
+            var out = indent + "\(key):\n"
+            for item in items {
+                let duration = Self.humanDuration(item["duration_us"]?.intValue ?? 0, unit: "us")
+                let pid = item["pid"]?.intValue.map(String.init) ?? "?"
+                let role = item["role"]?.stringValue ?? "(unknown)"
+                let inContainer = item["container_pid"]?.intValue.map { " (pid \($0) in the container)" } ?? ""
+                let proto = item["protocol"]?.stringValue ?? "?"
+                let shares = item["time_share"]?.objectValue.map { "  " + Self.shares($0) } ?? ""
+                let text =
+                    item["text"]?.stringValue.map { "  \($0)" }
+                    ?? item["text_sha256"]?.stringValue.map { "  sha256:\($0)" } ?? ""
+                out += indent + "  \(duration)  [\(pid)] \(role)\(inContainer) \(proto)\(shares)\(text)\n"
+            }
+            return out
+        }
         if case .array(let items) = value, !items.isEmpty, items.allSatisfy({ $0.objectValue != nil }) {
             var out = indent + "\(key):\n"
             for item in items { out += indent + "  - " + JSONWriter.string(item) + "\n" }
@@ -204,6 +228,14 @@ public struct TextFormatter: Sendable {
         default: text = JSONWriter.string(value)
         }
         return indent + "\(key): \(text)\n"
+    }
+
+    /// Fractions as percentages with one decimal, in their order: `on_cpu 34.1 %  cpu_wait 65.9 %`.
+    static func shares(_ shares: JSONObject) -> String {
+        shares.members.map { name, value in
+            let percent = ((value.doubleValue ?? 0) * 1000).rounded() / 10
+            return "\(name) \(percent == percent.rounded() ? String(Int64(percent)) : String(percent)) %"
+        }.joined(separator: "  ")
     }
 
     /// A cgroup that took CPU time from the container (`cpu.contention`), most first:

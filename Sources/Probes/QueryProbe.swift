@@ -92,7 +92,8 @@ public final class QueryProbe: Probe {
     /// Forgets the slot's threads inside statements (the counters are differenced by windows).
     public func clear(slot: Int) throws(BPFError) {
         let threads = try object.map(QueryObject.Map.queryThreads)
-        for (tid, thread) in try threads.entries(UInt32.self, pgn_query_thread.self) where thread.target == UInt32(slot) {
+        for (tid, thread) in try threads.entries(UInt32.self, pgn_query_thread.self) where thread.target == UInt32(slot)
+        {
             _ = try threads.delete(tid)
         }
     }

@@ -143,7 +143,8 @@ public final class UprobeAttachments {
             do throws(BPFError) {
                 if let provider = function.provider {
                     links.append(
-                        try object.attachUSDT(function.program, binaryPath: path, provider: provider, probe: function.symbol))
+                        try object.attachUSDT(
+                            function.program, binaryPath: path, provider: provider, probe: function.symbol))
                 } else {
                     links.append(
                         try object.attachUprobe(

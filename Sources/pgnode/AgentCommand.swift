@@ -52,7 +52,7 @@ struct AgentCommand: AsyncParsableCommand {
               PGNODE_BATCH_WAIT  PGNODE_GZIP  PGNODE_SPOOL_DIR  PGNODE_SPOOL_MAX_BYTES
               PGNODE_SHUTDOWN_GRACE  PGNODE_LOG_LEVEL  PGNODE_HOST_ROOT  PGNODE_BTF
               PGNODE_BTF_ARCHIVE  PGNODE_NODE_NAME  PGNODE_NAMESPACE (one namespace)
-              PGNODE_CLUSTER_NAME
+              PGNODE_CLUSTER_NAME  PGNODE_QUERY_LATENCY  PGNODE_QUERY_TEXT
 
             OpenTelemetry's variables, as its SDKs read them: without --endpoint (or \
             PGNODE_ENDPOINT), OTEL_EXPORTER_OTLP_LOGS_ENDPOINT (used as is), else \

@@ -72,7 +72,10 @@ struct QueryLatencyEndToEndTests {
         -> AgentProcess
     {
         let agent = try AgentProcess(
-            ["--interval", "2", "--emit", "all", "--query-latency", "--namespace", namespace, "--node-name", "query-node"]
+            [
+                "--interval", "2", "--emit", "all", "--query-latency", "--namespace", namespace, "--node-name",
+                "query-node",
+            ]
                 + extra, directory: directory)
         let ready = waitUntil(timeout: 60) { pods.allSatisfy { !findings(agent.stdout, pod: $0).isEmpty } }
         try #require(ready, "no query.latency for \(pods): \(agent.stderr.suffix(2000))")
@@ -165,7 +168,9 @@ struct QueryLatencyEndToEndTests {
         #expect(validation.status == 0, "\(validation.stderr)")
     }
 
-    @Test("a SELECT … FOR UPDATE waiting on another session's row lock: lock_wait dominates it in slowest, its text shown")
+    @Test(
+        "a SELECT … FOR UPDATE waiting on another session's row lock: lock_wait dominates it in slowest, its text shown"
+    )
     func rowLock() throws {
         guard TestEnvironment.requireRoot(), canRun else { return }
         let namespace = "pgnode-query-\(UUID().uuidString.prefix(6).lowercased())"

@@ -55,7 +55,8 @@ struct QueryLatencyCheckTests {
         let throttled = QueryLatencyCheck.evaluate(Self.report([600, 400, 0, 0, 0], throttled: 300))
         #expect(throttled.severity == .warning)
         #expect(throttled.evidence["explained_by"] == "cpu.throttling")
-        #expect(throttled.summary.contains("40 %") && throttled.summary.contains("cpu.throttling"), "\(throttled.summary)")
+        #expect(
+            throttled.summary.contains("40 %") && throttled.summary.contains("cpu.throttling"), "\(throttled.summary)")
         #expect(throttled.remedy.contains("CPU limit"))
         let contended = QueryLatencyCheck.evaluate(Self.report([600, 400, 0, 0, 0], throttled: 100))
         #expect(contended.severity == .warning)
@@ -120,7 +121,8 @@ struct QueryLatencyCheckTests {
         #expect(QueryLatencyCheck.quantile(0.99, of: huge) != nil)
     }
 
-    @Test("slowest: a hash of the text by default, the first 200 bytes with --query-text, null for the extended protocol")
+    @Test(
+        "slowest: a hash of the text by default, the first 200 bytes with --query-text, null for the extended protocol")
     func slowestText() throws {
         let text = Array("SELECT * FROM t WHERE id = 1 FOR UPDATE".utf8)
         let statements = [
@@ -128,7 +130,8 @@ struct QueryLatencyCheckTests {
                 durationNanoseconds: 2_000_000_000, pid: 10, containerPID: 7, role: "client backend",
                 protocolName: "simple", stateNanoseconds: [1, 0, 0, 1_999_999_999, 0], text: text),
             Report.Statement(
-                durationNanoseconds: 3_000_000, pid: 11, protocolName: "extended", stateNanoseconds: [3_000_000, 0, 0, 0, 0]),
+                durationNanoseconds: 3_000_000, pid: 11, protocolName: "extended",
+                stateNanoseconds: [3_000_000, 0, 0, 0, 0]),
         ]
         var report = Self.report([1, 0, 0, 1_999_999_999, 0])
         report.slowest = statements.reversed()
@@ -168,13 +171,17 @@ struct QueryLatencyCheckTests {
         var report = Self.report([max, max, max, max, max], n: max, throttled: max, reclaim: max, writeback: max)
         report.simple = max
         report.slowest = [
-            .init(durationNanoseconds: max, pid: .max, protocolName: "simple", stateNanoseconds: [max, max, max, max, max])
+            .init(
+                durationNanoseconds: max, pid: .max, protocolName: "simple",
+                stateNanoseconds: [max, max, max, max, max])
         ]
         let o = QueryLatencyCheck.evaluate(report)
         #expect(o.evidence["queries"] == .int(max))
         #expect(o.evidence["saturated"] != nil, "\(o.evidence.keys.sorted())")
         // Malformed state arrays (not five) give no causes instead of a trap.
-        #expect(QueryLatencyCheck.causes(Report(simple: 1, extended: 0, stateNanoseconds: [1], windowNanoseconds: 1)).isEmpty)
+        #expect(
+            QueryLatencyCheck.causes(Report(simple: 1, extended: 0, stateNanoseconds: [1], windowNanoseconds: 1))
+                .isEmpty)
         _ = QueryLatencyCheck.evaluate(Report(simple: 1, extended: 0, stateNanoseconds: [], windowNanoseconds: 0))
     }
 }

@@ -141,6 +141,41 @@ struct PerProcessTextTests {
             text.contains("client backend (8 process(es)): 1234 migrations  cross-LLC 3  cross-NUMA 0"), "\(text)")
     }
 
+    @Test("query.latency's time_share as percentages, its slowest one line each")
+    func queryLatency() {
+        let shares: JSONValue = .object([
+            "on_cpu": .double(0.341), "cpu_wait": .double(0.659), "io_wait": .int(0), "lock_wait": .int(0),
+            "other": .int(0),
+        ])
+        let evidence: JSONObject = [
+            "time_share": shares,
+            "slowest": .array([
+                .object([
+                    "duration_us": 73115, "pid": 28806, "container_pid": 48, "role": "client backend",
+                    "protocol": "extended", "time_share": shares, "reclaim_ns": 0, "text": .null,
+                ]),
+                .object([
+                    "duration_us": 900, "pid": 7, "container_pid": .null, "role": .null, "protocol": "simple",
+                    "time_share": shares, "reclaim_ns": 0, "text_sha256": "0123456789abcdef",
+                ]),
+            ]),
+        ]
+        let finding = Finding(
+            observation: Observation(check: "query.latency", severity: .warning, summary: "s", evidence: evidence),
+            resource: ResourceAttributes(nodeName: "n"), windowStart: Timestamp(nanoseconds: 0),
+            time: Timestamp(nanoseconds: 0))
+        let text = TextFormatter(colour: false).format([finding])
+        #expect(
+            text.contains("time_share: on_cpu 34.1 %  cpu_wait 65.9 %  io_wait 0 %  lock_wait 0 %  other 0 %"),
+            "\(text)")
+        #expect(
+            text.contains(
+                "73.1 ms  [28806] client backend (pid 48 in the container) extended  on_cpu 34.1 %  cpu_wait 65.9 %"),
+            "\(text)")
+        #expect(text.contains("900.0 µs  [7] (unknown) simple  on_cpu 34.1 %"), "\(text)")
+        #expect(text.contains("sha256:0123456789abcdef"), "\(text)")
+    }
+
     @Test("by_pid with a command and a pid in the container; a process that is not the server's")
     func byPidNamed() {
         let evidence: JSONObject = [

@@ -54,7 +54,10 @@ struct QueryProbeAttachTests {
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let stripped = scratch + "/postgres"
         let objcopy = try Command.run(
-            ["objcopy", "--remove-section", ".note.stapsdt", "--remove-section", ".stapsdt.base", Self.postgres, stripped])
+            [
+                "objcopy", "--remove-section", ".note.stapsdt", "--remove-section", ".stapsdt.base", Self.postgres,
+                stripped,
+            ])
         try #require(objcopy.status == 0, "objcopy: \(objcopy.stderr)")
         let notes = try Command.run(["readelf", "-n", stripped])
         try #require(!notes.stdout.contains("stapsdt"), "the copy still has USDT notes")
