@@ -1,7 +1,9 @@
+import Diagnosis
 import Foundation
 import HostFacts
 import PGNodeModel
 import Probes
+import Resolution
 import TestSupport
 import Testing
 
@@ -74,5 +76,53 @@ struct QueryProbeAttachTests {
         let reason = try #require(results.unwatched[QueryProbe.name]?[0], "\(results.unwatched)")
         #expect(reason.contains("has no USDT probe postgresql:query__start"), "\(reason)")
         #expect(reason.contains("--enable-dtrace"), "\(reason)")
+    }
+
+    @Test(
+        "a real server's simple-protocol statements, each counted once, with either program set",
+        arguments: [false, true])
+    func countsStatements(rawTracepoints: Bool) async throws {
+        guard TestEnvironment.require(ProbeTestSupport.canRunBPF, "root and kernel BTF"), Containers.available()
+        else { return }
+        var options = PostgresContainerOptions()
+        options.podName = "query-probe-\(rawTracepoints ? "raw" : "btf")"
+        let container = try Containers.start("query-probe", options: options)
+        defer { Containers.remove(container.name) }
+        try Containers.waitUntilReady(container)
+        let resolution = try #require(
+            try ContainerResolver.resolveAll(host: HostRoot("/")).first { $0.container.id == container.id },
+            "\(container.id) not resolved")
+        let target = ProbeTargets.target(for: resolution, host: HostRoot("/"))
+        try #require(target.servers.count == 1, "\(target.servers)")
+
+        let session = ProbeSession(
+            probes: [QueryProbe.self], environment: ProbeTestSupport.environment(), btfPath: nil,
+            preferRawTracepoints: rawTracepoints)
+        defer { session.close() }
+        try session.setTargets([target])
+        session.attach()
+        let status = try #require(session.statuses.first)
+        try #require(status.running, "\(status)")
+        #expect(status.programs.contains(rawTracepoints ? "pgn_q_sw_raw" : "pgn_q_sw_btf"), "\(status.programs)")
+        // One session, 25 Query messages (psql sends each -c as one); psql sends nothing else.
+        let statements = 25
+        let psql = try Command.run(
+            [Containers.script, "psql", container.name, "-At"]
+                + (0..<statements).flatMap { ["-c", "SELECT \($0)"] })
+        try #require(psql.status == 0, "\(psql.stderr)")
+        let results = await session.finish()
+        let counted = try #require(results.query[0], "nothing counted: \(results)")
+        #expect(counted.simple == UInt64(statements))
+        #expect(counted.extended == 0)
+        #expect(counted.latencyMicroseconds.reduce(0, +) == UInt64(statements))
+        #expect(counted.stateNs.reduce(0, +) == counted.totalNs, "the states partition each statement's time")
+        #expect(counted.untracked == 0)
+        // Every statement of the window entered its CPU's slowest while it had fewer than five.
+        #expect(!counted.slowest.isEmpty && counted.slowest.count <= QueryProbe.slowestLimit)
+        #expect(
+            counted.slowest.allSatisfy {
+                ($0.text.map { String(decoding: $0, as: UTF8.self) } ?? "").hasPrefix("SELECT ")
+            })
+        #expect(counted.slowest.allSatisfy { $0.title.hasPrefix("postgres: ") }, "\(counted.slowest.map(\.title))")
     }
 }
