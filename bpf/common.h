@@ -174,4 +174,57 @@ static __always_inline void pgn_read_title(struct task_struct *task, char *title
         title[0] = 0;
 }
 
+/* The task state was `state` (long) before 5.14. */
+struct task_struct___pre514 {
+    long state;
+} __attribute__((preserve_access_index));
+
+/* 6.18's per-task throttling: a throttled task is marked in the task itself. */
+struct task_struct___throttled {
+    bool throttled;
+} __attribute__((preserve_access_index));
+
+/* A task's state (0: runnable). `btf`, a constant, makes the read a direct load (tp_btf). */
+static __always_inline __u32 pgn_task_state(struct task_struct *task, bool btf)
+{
+    if (bpf_core_field_exists(task->__state))
+        return btf ? task->__state : BPF_CORE_READ(task, __state);
+    struct task_struct___pre514 *old = (void *)task;
+    return (__u32)BPF_CORE_READ(old, state);
+}
+
+/* Whether the task's run queue (or an ancestor's) is throttled by a CFS quota now. */
+static __always_inline bool pgn_task_throttled(struct task_struct *task)
+{
+    struct task_struct___throttled *t = (void *)task;
+    if (bpf_core_field_exists(t->throttled) && BPF_CORE_READ(t, throttled))
+        return true;
+    struct cfs_rq *cfs = BPF_CORE_READ(task, se.cfs_rq);
+    if (!cfs)
+        return false;
+    if (bpf_core_field_exists(cfs->throttle_count))
+        return BPF_CORE_READ(cfs, throttle_count) > 0;
+    return false;
+}
+
+/* How many task groups up from a task's own pgn_groups_throttled_ns looks (container, pod, QoS
+   class, kubepods: Kubernetes sets quotas on the first two). */
+#define PGN_THROTTLE_LEVELS 4
+
+/* The CFS bandwidth throttled time (ns, cumulative: cpu.stat's throttled_usec) of the task's
+   group and its ancestors, summed: it grows whenever one of them comes out of throttling. */
+static __always_inline __u64 pgn_groups_throttled_ns(struct task_struct *task)
+{
+    struct cfs_rq *cfs = BPF_CORE_READ(task, se.cfs_rq);
+    if (!cfs || !bpf_core_field_exists(cfs->tg))
+        return 0;
+    struct task_group *tg = BPF_CORE_READ(cfs, tg);
+    __u64 sum = 0;
+    for (int i = 0; i < PGN_THROTTLE_LEVELS && tg; i++) {
+        sum += BPF_CORE_READ(tg, cfs_bandwidth.throttled_time);
+        tg = BPF_CORE_READ(tg, parent);
+    }
+    return sum;
+}
+
 #endif

@@ -15,7 +15,9 @@
  * tracepoints split its time: sched_switch ends its time on a CPU (runnable still: a CPU wait,
  * flagged throttled when its run queue is throttled by its CFS quota; blocked with in_iowait:
  * an I/O wait; blocked inside lock__wait or lwlock__wait: a lock wait; any other sleep) and
- * ends its wait when it is switched in; sched_wakeup ends a sleep (it then waits for a CPU).
+ * ends its wait when it is switched in (a CPU wait during which the CFS bandwidth throttled
+ * time of its group or an ancestor grew is a throttled one: its cfs_rq was off the CPU with
+ * the task queued in it); sched_wakeup ends a sleep (it then waits for a CPU).
  * Reclaim inside a statement, the memory cgroup's (mm_vmscan_memcg_reclaim_begin/end: a
  * container at its memory limit) and the node's direct reclaim (mm_vmscan_direct_reclaim_*),
  * is counted besides.
@@ -39,16 +41,6 @@
 #include "common.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-/* The task state was `state` (long) before 5.14. */
-struct task_struct___pre514 {
-    long state;
-} __attribute__((preserve_access_index));
-
-/* 6.18's per-task throttling: a throttled task is marked in the task itself. */
-struct task_struct___throttled {
-    bool throttled;
-} __attribute__((preserve_access_index));
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
@@ -78,27 +70,6 @@ struct {
 } query_events SEC(".maps");
 
 #define READ(btf, ptr, field) ((btf) ? (ptr)->field : BPF_CORE_READ(ptr, field))
-
-static __always_inline __u32 task_state(struct task_struct *task, bool btf)
-{
-    if (bpf_core_field_exists(task->__state))
-        return READ(btf, task, __state);
-    struct task_struct___pre514 *old = (void *)task;
-    return (__u32)BPF_CORE_READ(old, state);
-}
-
-static __always_inline bool task_throttled(struct task_struct *task)
-{
-    struct task_struct___throttled *t = (void *)task;
-    if (bpf_core_field_exists(t->throttled) && BPF_CORE_READ(t, throttled))
-        return true;
-    struct cfs_rq *cfs = BPF_CORE_READ(task, se.cfs_rq);
-    if (!cfs)
-        return false;
-    if (bpf_core_field_exists(cfs->throttle_count))
-        return BPF_CORE_READ(cfs, throttle_count) > 0;
-    return false;
-}
 
 static __always_inline __u32 current_tid(void)
 {
@@ -319,9 +290,10 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev, str
         now = bpf_ktime_get_ns();
         close_state(p, now);
         p->throttled = 0;
-        if (preempt || task_state(prev, btf) == 0) {
+        if (preempt || pgn_task_state(prev, btf) == 0) {
             p->state = PGN_QUERY_CPU_WAIT;
-            p->throttled = task_throttled(prev);
+            p->throttled = pgn_task_throttled(prev);
+            p->throttle_mark = pgn_groups_throttled_ns(prev);
         } else if (BPF_CORE_READ_BITFIELD_PROBED(prev, in_iowait)) {
             p->state = PGN_QUERY_IO_WAIT;
         } else if (p->locks) {
@@ -333,6 +305,10 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev, str
     if (n) {
         if (!now)
             now = bpf_ktime_get_ns();
+        /* A quota that throttled the task's group while it waited (its cfs_rq was taken off
+           the CPU with the task queued in it) makes the wait a throttled one. */
+        if (n->state == PGN_QUERY_CPU_WAIT && !n->throttled && pgn_groups_throttled_ns(next) != n->throttle_mark)
+            n->throttled = 1;
         close_state(n, now);
         n->state = PGN_QUERY_ON_CPU;
         n->throttled = 0;
@@ -348,7 +324,8 @@ static __always_inline int on_wakeup(struct task_struct *task, bool btf)
         return 0;
     close_state(t, bpf_ktime_get_ns());
     t->state = PGN_QUERY_CPU_WAIT;
-    t->throttled = 0;
+    t->throttled = pgn_task_throttled(task);
+    t->throttle_mark = pgn_groups_throttled_ns(task);
     return 0;
 }
 

@@ -38,19 +38,9 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* The task state was `state` (long) before 5.14. */
-struct task_struct___pre514 {
-    long state;
-} __attribute__((preserve_access_index));
-
 /* The task's CPU was task->cpu (5.3–5.15) before it moved back into thread_info (5.16+). */
 struct task_struct___cpu {
     unsigned int cpu;
-} __attribute__((preserve_access_index));
-
-/* 6.18's per-task throttling: a throttled task is marked in the task itself. */
-struct task_struct___throttled {
-    bool throttled;
 } __attribute__((preserve_access_index));
 
 /* What one CPU remembers of the target task that waits on it (zeroed: none). */
@@ -86,34 +76,12 @@ struct {
 /* ptr->field: a direct load in tp_btf programs (btf a constant), a CO-RE probe read otherwise. */
 #define READ(btf, ptr, field) ((btf) ? (ptr)->field : BPF_CORE_READ(ptr, field))
 
-static __always_inline __u32 task_state(struct task_struct *task, bool btf)
-{
-    if (bpf_core_field_exists(task->__state))
-        return READ(btf, task, __state);
-    struct task_struct___pre514 *old = (void *)task;
-    return (__u32)BPF_CORE_READ(old, state);
-}
-
 static __always_inline __u32 task_cpu(struct task_struct *task)
 {
     struct task_struct___cpu *t = (void *)task;
     if (bpf_core_field_exists(t->cpu))
         return BPF_CORE_READ(t, cpu);
     return BPF_CORE_READ(task, thread_info.cpu);
-}
-
-/* Whether the task's run queue (or an ancestor's) is throttled by a CFS quota now. */
-static __always_inline bool task_throttled(struct task_struct *task)
-{
-    struct task_struct___throttled *t = (void *)task;
-    if (bpf_core_field_exists(t->throttled) && BPF_CORE_READ(t, throttled))
-        return true;
-    struct cfs_rq *cfs = BPF_CORE_READ(task, se.cfs_rq);
-    if (!cfs)
-        return false;
-    if (bpf_core_field_exists(cfs->throttle_count))
-        return BPF_CORE_READ(cfs, throttle_count) > 0;
-    return false;
 }
 
 /* The task's cgroup as takers are named: its memory controller's (v1 hierarchy or unified). */
@@ -146,7 +114,7 @@ static __always_inline void charge(struct cpu_wait *w, struct task_struct *taker
                                    struct pgn_sched_counts *counts)
 {
     __u64 ns = now > w->since_ns ? now - w->since_ns : 0;
-    if (task_throttled((struct task_struct *)w->task)) {
+    if (pgn_task_throttled((struct task_struct *)w->task)) {
         counts->throttled_ns += ns;
         return;
     }
@@ -216,7 +184,7 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev, str
         }
     }
     /* Switched out while still runnable? Else it sleeps and waits for no CPU. */
-    if (!preempt && task_state(prev, btf) != 0)
+    if (!preempt && pgn_task_state(prev, btf) != 0)
         return 0;
     __u32 tid = READ(btf, prev, pid);
     if (tid == 0)

@@ -171,28 +171,17 @@ public final class BPFObject {
     public func attachUprobe(
         _ program: String, binaryPath: String, function: String, retprobe: Bool
     ) throws(BPFError) -> OpaquePointer {
-        guard let prog = bpf_object__find_program_by_name(try object(), program) else {
-            throw .notFound(object: name, name: program)
-        }
-        let ((link, code), lines) = LibBPFLog.capturing { () -> (OpaquePointer?, Int32) in
+        try link(program) { prog in
             binaryPath.withCString { cPath in
                 function.withCString { cFunction in
                     var opts = bpf_uprobe_opts()
                     opts.sz = MemoryLayout<bpf_uprobe_opts>.size
                     opts.func_name = cFunction
                     opts.retprobe = retprobe
-                    errno = 0
-                    let link = bpf_program__attach_uprobe_opts(prog, -1, cPath, 0, &opts)
-                    return (link, errno)
+                    return bpf_program__attach_uprobe_opts(prog, -1, cPath, 0, &opts)
                 }
             }
         }
-        guard let link else {
-            throw .attach(
-                object: name, program: program, errno: code == 0 ? EINVAL : code,
-                message: LibBPFLog.lastMessage(lines))
-        }
-        return link
     }
 
     /// Attaches the USDT program `program` (`SEC("usdt")`) to the probe `provider:probe` of the
@@ -203,19 +192,26 @@ public final class BPFObject {
     public func attachUSDT(
         _ program: String, binaryPath: String, provider: String, probe: String
     ) throws(BPFError) -> OpaquePointer {
+        try link(program) { prog in
+            binaryPath.withCString { cPath in
+                provider.withCString { cProvider in
+                    probe.withCString { cProbe in bpf_program__attach_usdt(prog, -1, cPath, cProvider, cProbe, nil) }
+                }
+            }
+        }
+    }
+
+    /// The link `attach` makes for `program`, with libbpf's messages captured: the error says
+    /// libbpf's errno and its last message.
+    private func link(_ program: String, _ attach: (OpaquePointer) -> OpaquePointer?) throws(BPFError) -> OpaquePointer
+    {
         guard let prog = bpf_object__find_program_by_name(try object(), program) else {
             throw .notFound(object: name, name: program)
         }
         let ((link, code), lines) = LibBPFLog.capturing { () -> (OpaquePointer?, Int32) in
-            binaryPath.withCString { cPath in
-                provider.withCString { cProvider in
-                    probe.withCString { cProbe in
-                        errno = 0
-                        let link = bpf_program__attach_usdt(prog, -1, cPath, cProvider, cProbe, nil)
-                        return (link, errno)
-                    }
-                }
-            }
+            errno = 0
+            let link = attach(prog)
+            return (link, errno)
         }
         guard let link else {
             throw .attach(

@@ -61,11 +61,14 @@ public final class QueryProbe: Probe {
     private let events = EventSink()
     /// The window `read(drain: true)` reads next (the map `query_window`).
     private var window: UInt64 = 0
-    private var uprobes: UprobeAttachments?
-    private var servers: [LibraryFile] = []
-    public private(set) var uprobeFailures: [UprobeAttachments.Failure] = []
+    /// The USDT probes, per server executable of the targets.
+    private let uprobes: TargetFileUprobes
+    public var uprobeFailures: [UprobeAttachments.Failure] { uprobes.failures }
 
-    public init(object: BPFObject) { self.object = object }
+    public init(object: BPFObject) {
+        self.object = object
+        uprobes = TargetFileUprobes(object: object, functions: Self.functions, what: "query USDT probes")
+    }
 
     /// Shared between the task that receives ring-buffer records and the probe that takes them.
     final class EventSink: Sendable {
@@ -108,22 +111,11 @@ public final class QueryProbe: Probe {
                 }
             }
         }
-        uprobes = uprobes ?? UprobeAttachments(object: object, functions: Self.functions)
-        updateUprobes()
+        uprobes.attach()
     }
 
     public func targetsChanged(_ slots: [Int: ProbeTarget]) {
-        servers = slots.sorted { $0.key < $1.key }.flatMap { $0.value.servers }
-        updateUprobes()
-    }
-
-    private func updateUprobes() {
-        guard let uprobes else { return }
-        let before = Set(uprobeFailures.map(\.description))
-        uprobeFailures = uprobes.update(libraries: servers)
-        for failure in uprobeFailures where !before.contains(failure.description) {
-            LibBPFLog.logger.warning("query USDT probes not attached", metadata: ["server": "\(failure)"])
-        }
+        uprobes.update(files: slots.sorted { $0.key < $1.key }.flatMap { $0.value.servers })
     }
 
     public func read(drain: Bool) throws(BPFError) -> [Int: QueryResult] {
@@ -183,10 +175,7 @@ public final class QueryProbe: Probe {
 
     public var receiving: Task<Void, Never>? { eventTask }
 
-    public func releaseLinks() -> [OpaquePointer] {
-        defer { uprobes = nil }
-        return uprobes?.releaseLinks() ?? []
-    }
+    public func releaseLinks() -> [OpaquePointer] { uprobes.releaseLinks() }
 
     public func stop() { eventTask?.cancel() }
 

@@ -26,12 +26,14 @@ public final class ShmProbe: Probe {
     private let events = EventSink()
     /// The number of the window `read(drain: true)` reads next (the map `shm_window`).
     private var window: UInt64 = 0
-    /// The uprobes, per C library file of the targets (while attached).
-    private var uprobes: UprobeAttachments?
-    private var libraries: [LibraryFile] = []
-    public private(set) var uprobeFailures: [UprobeAttachments.Failure] = []
+    /// The uprobes, per C library file of the targets.
+    private let uprobes: TargetFileUprobes
+    public var uprobeFailures: [UprobeAttachments.Failure] { uprobes.failures }
 
-    public init(object: BPFObject) { self.object = object }
+    public init(object: BPFObject) {
+        self.object = object
+        uprobes = TargetFileUprobes(object: object, functions: Self.functions, what: "shm uprobes")
+    }
 
     /// Its programs: posix_fallocate, ftruncate and unlink (glibc's and musl's shm_unlink call
     /// unlink inside the library), at entry and at return. posix_fallocate64 is what a program
@@ -92,24 +94,11 @@ public final class ShmProbe: Probe {
                 }
             }
         }
-        uprobes = uprobes ?? UprobeAttachments(object: object, functions: Self.functions)
-        updateUprobes()
+        uprobes.attach()
     }
 
     public func targetsChanged(_ slots: [Int: ProbeTarget]) {
-        libraries = slots.sorted { $0.key < $1.key }.flatMap { $0.value.libraries }
-        updateUprobes()
-    }
-
-    /// Attaches the uprobes to the targets' library files (once the probe is attached).
-    private func updateUprobes() {
-        guard let uprobes else { return }
-        let before = Set(uprobeFailures.map(\.description))
-        uprobeFailures = uprobes.update(libraries: libraries)
-        // A library that keeps failing is tried again every window, and logged once.
-        for failure in uprobeFailures where !before.contains(failure.description) {
-            LibBPFLog.logger.warning("shm uprobes not attached", metadata: ["library": "\(failure)"])
-        }
+        uprobes.update(files: slots.sorted { $0.key < $1.key }.flatMap { $0.value.libraries })
     }
 
     public func read(drain: Bool) throws(BPFError) -> [Int: ShmResult] {
@@ -149,10 +138,7 @@ public final class ShmProbe: Probe {
     /// The task receiving the ring buffer's records (it ends once the object is detached).
     public var receiving: Task<Void, Never>? { eventTask }
 
-    public func releaseLinks() -> [OpaquePointer] {
-        defer { uprobes = nil }
-        return uprobes?.releaseLinks() ?? []
-    }
+    public func releaseLinks() -> [OpaquePointer] { uprobes.releaseLinks() }
 
     public func stop() { eventTask?.cancel() }
 

@@ -308,12 +308,13 @@ struct pgn_query_thread {
     unsigned long long reclaim_ns;
     unsigned long long reclaim_since; /* 0 when not in direct reclaim */
     unsigned long long text;          /* the query string's address (simple protocol), 0 when none */
+    unsigned long long throttle_mark; /* the task's CFS groups' throttled time when its CPU wait began */
     unsigned int target;
     unsigned int tgid;
     unsigned char state;     /* enum pgn_query_state */
     unsigned char protocol;  /* enum pgn_query_protocol */
     unsigned char locks;     /* PGN_QUERY_LOCK_* while inside a lock wait */
-    unsigned char throttled; /* the current CPU wait began with the run queue throttled */
+    unsigned char throttled; /* the current CPU wait was throttled by a CFS quota (at its start or since) */
     unsigned int depth;      /* PortalRuns nested inside the statement */
 };
 
@@ -326,7 +327,7 @@ struct pgn_query_counts {
     unsigned long long queries[PGN_QUERY_PROTOCOLS];
     unsigned long long total_ns;                      /* the statements' durations */
     unsigned long long state_ns[PGN_QUERY_STATES];    /* the same time by state */
-    unsigned long long throttled_ns;                  /* of cpu_wait: waits that began throttled */
+    unsigned long long throttled_ns;                  /* of cpu_wait: waits a CFS quota throttled */
     unsigned long long reclaim_ns;                    /* reclaim (memcg, direct) inside statements */
     unsigned long long untracked;                     /* statements not followed: thread map full */
     unsigned long long slow_sent;                     /* slow statements sent to the ring buffer */
