@@ -6,7 +6,8 @@ import TestSupport
 import Testing
 
 /// The migrations probe on real tasks in cgroups this test creates: migrations of a cgroup with
-/// more runnable tasks than CPUs are counted for it and none for an idle one, and the kernel's
+/// more runnable tasks than CPUs are counted for it, thread by thread as the kernel's own
+/// `se.nr_migrations` counted them, and none for an idle one; and the kernel's
 /// split by topology, given topologies this machine (one LLC, one node) does not have, puts every
 /// forced move between two CPUs in the class the topology says.
 @Suite("migrations probe on real tasks", .serialized, .enabled(if: TestEnvironment.privilegedTestsEnabled))
@@ -31,42 +32,91 @@ struct MigrationsWorkloadTests {
         throw CocoaError(.fileReadUnknown)
     }
 
+    /// A worker: bash (its loops and `read -t`, a sleep without a child process, are builtins:
+    /// no process comes and goes in the cgroup) that stops itself, then computes in 10 bursts
+    /// with a sleep between them (`read -t` on the FIFO `$1/idle`, never written), writes `done`
+    /// into `$1/<its pid>` and stops itself again. A fixed amount of work, not of time.
+    static let worker =
+        "bash -c 'exec 3<>\"$1/idle\"; kill -STOP $$; "
+        + "for ((b = 0; b < 10; b++)); do for ((i = 0; i < 20000; i++)); do :; done; read -t 0.01 -u 3; done; "
+        + "echo done > \"$1/$$\"; kill -STOP $$' worker"
+
     @Test(
-        "more runnable tasks than CPUs in a cgroup: migrations counted for it, per thread; none for an idle cgroup",
+        "more runnable tasks than CPUs in a cgroup: each thread's migrations as the kernel counted them; none for an idle cgroup",
         arguments: ["memory", "unified"])
     func busyAndIdle(hierarchy: String) async throws {
         guard TestEnvironment.require(ProbeTestSupport.canRunBPF, "root and kernel BTF") else { return }
+        try #require(ProcessInfo.processInfo.activeProcessorCount >= 2, "needs two CPUs")
         let busy = try TestCgroup([hierarchy])
         let idle = try TestCgroup([hierarchy])
         let target: (TestCgroup) throws -> ProbeTarget = { cgroup in
             hierarchy == "memory"
                 ? ProbeTarget(memoryV1: try cgroup.id("memory")) : ProbeTarget(v2: try cgroup.id("unified"))
         }
+        let directory = try ProbeTestSupport.scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try #require(mkfifo(directory + "/idle", 0o600) == 0)
         let sleeper = try Self.start("sleep 3600", in: idle, hierarchy: hierarchy, command: "sleep")
         defer { sleeper.stop() }
+        // Twice as many workers as CPUs, plus one: runnable tasks queue on every CPU, wake up on
+        // other ones and are balanced. Each is the only thread of its process, and the cgroup
+        // holds nothing else.
+        let count = ProcessInfo.processInfo.activeProcessorCount * 2 + 1
+        var workers: [Subprocess] = []
+        defer { for worker in workers { worker.stop() } }
+        for _ in 0..<count {
+            workers.append(
+                try Self.start("\(Self.worker) \(directory)", in: busy, hierarchy: hierarchy, command: "bash"))
+        }
+        let pids = workers.map(\.pid)
+        try #require(TaskScheduling.waitUntilStopped(pids).isEmpty, "workers not stopped")
         let session = ProbeSession(
             probes: [MigrationsProbe.self], environment: ProbeTestSupport.environment(), btfPath: nil)
         defer { session.close() }
         try session.setTargets([try target(busy), try target(idle)])
         session.attach()
         try #require(session.statuses.allSatisfy { $0.running }, "\(session.statuses)")
-        // Twice as many workers as CPUs, plus one, each computing in bursts and sleeping between
-        // them (a `sleep` child each time): runnable tasks queue on every CPU, wake up on other
-        // ones and are balanced. A fixed amount of work, not of time.
-        let workers = ProcessInfo.processInfo.activeProcessorCount * 2 + 1
-        let run = try busy.run(
-            "for w in $(seq \(workers)); do (for b in $(seq 10); do i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; "
-                + "sleep 0.01; done) & done; wait")
-        #expect(run.status == 0, "\(run.stderr)")
+        // Stopped, off every run queue, the workers cannot move: what the kernel counted of them
+        // so far (before the probe was attached) is their baseline.
+        var baseline: [Int32: UInt64] = [:]
+        for pid in pids { baseline[pid] = try #require(TaskScheduling.migrations(pid: pid)) }
+        // One move each that the test forces: pinned away from the CPU it stopped on, a worker
+        // is moved by its wakeup (SIGCONT); its affinity is given back once the kernel counted it.
+        for pid in pids {
+            let affinity = try TaskScheduling.pinAway(pid)
+            #expect(kill(pid, SIGCONT) == 0)
+            try #require(TaskScheduling.waitForMigration(of: pid, past: baseline[pid]!), "\(pid) not moved")
+            try TaskScheduling.setAffinity(of: pid, to: affinity)
+        }
+        // Until each has done its work and stopped again (a hang guard, not a measure).
+        let deadline = Date().addingTimeInterval(300)
+        while Date() < deadline,
+            pids.contains(where: { (try? String(contentsOfFile: "\(directory)/\($0)", encoding: .utf8)) != "done\n" })
+        {
+            usleep(20_000)
+        }
+        try #require(TaskScheduling.waitUntilStopped(pids).isEmpty, "workers did not finish")
+        var moved: [Int32: UInt64] = [:]
+        for pid in pids { moved[pid] = try #require(TaskScheduling.migrations(pid: pid)) - baseline[pid]! }
         let results = await session.finish()
         let counted = try #require(results.migrations[0], "no migrations: \(results.migrations)")
-        #expect(counted.counts.migrations > 0)
+        // What was observed, for the log (the assertions below hold whatever the scheduler did).
+        print("MigrationsWorkloadTests (\(hierarchy)): \(counted.counts.migrations) migrations; the kernel's: \(moved)")
+        // Each worker's moves, exactly as the kernel counted them (every move of a task, by the
+        // balancer, a wakeup elsewhere or its affinity, passes the tracepoint where the kernel
+        // counts it); each moved at least once (the forced move), nothing else in the cgroup did.
+        #expect(Set(counted.threads.map(\.pid)) == Set(pids.map { UInt32($0) }), "\(counted.threads)")
+        for pid in pids {
+            let thread = try #require(counted.threads.first { $0.pid == UInt32(pid) }, "\(pid): \(counted.threads)")
+            #expect(thread.migrations == moved[pid]!, "\(thread) against the kernel's \(moved[pid]!)")
+            #expect(thread.tgid == UInt32(pid) && thread.comm == "bash", "\(thread)")
+        }
+        #expect(counted.counts.migrations == moved.values.reduce(0, +), "\(counted.counts) against \(moved)")
         // This machine has one LLC and one node, which the probe read from sysfs: every move is within it.
         #expect(counted.counts.withinLLC == counted.counts.migrations, "\(counted.counts)")
         #expect(counted.counts.crossLLC == 0 && counted.counts.crossNUMA == 0 && counted.counts.unknown == 0)
         #expect(counted.counts.unattributed == 0)
         #expect(counted.threads.reduce(0) { $0 + $1.migrations } == counted.counts.migrations)
-        #expect(counted.threads.contains { $0.comm == "sh" }, "\(counted.threads.prefix(5))")
         #expect(results.migrations[1] == nil, "the idle cgroup: \(results.migrations[1].map { "\($0)" } ?? "")")
     }
 

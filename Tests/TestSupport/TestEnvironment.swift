@@ -124,3 +124,26 @@ public func bpfLinkCount(ofProcess pid: Int32) -> Int {
     }
     return count
 }
+
+/// The names of the BPF programs that process `pid` holds attached through a link (the prog_id
+/// of each link's fdinfo, named by `bpftool prog show`): a link exists once its program is
+/// attached. Empty when it holds none or bpftool cannot tell.
+public func bpfLinkedProgramNames(ofProcess pid: Int32) -> Set<String> {
+    let dir = "/proc/\(pid)/fdinfo"
+    var ids: Set<Int> = []
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
+        guard let text = try? String(contentsOfFile: "\(dir)/\(entry)", encoding: .utf8), text.contains("link_type:")
+        else { continue }
+        for line in text.split(separator: "\n") where line.hasPrefix("prog_id:") {
+            if let id = Int(line.dropFirst("prog_id:".count).trimmingCharacters(in: .whitespaces)) { ids.insert(id) }
+        }
+    }
+    guard !ids.isEmpty, let result = try? Command.run(["bpftool", "prog", "show", "--json"]), result.status == 0,
+        let programs = try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]]
+    else { return [] }
+    return Set(
+        programs.compactMap { program in
+            guard let id = program["id"] as? Int, ids.contains(id) else { return nil }
+            return program["name"] as? String
+        })
+}
