@@ -22,7 +22,11 @@ public enum CLibraryFiles {
     /// their path names another file now.
     public static func files(pid: Int32, host: HostRoot) -> [LibraryFile] {
         guard let maps = try? ProcessMaps.read(host: host, pid: pid) else { return [] }
-        let root = host.resolve("proc/\(pid)/root")
+        return files(in: maps, root: host.resolve("proc/\(pid)/root"))
+    }
+
+    /// The C libraries of `maps` (one process's), one per file, resolved in `root`.
+    public static func files(in maps: [MappedFile], root: String) -> [LibraryFile] {
         var seen = Set<LibraryFile.Identity>()
         var files: [LibraryFile] = []
         for mapping in maps where !mapping.deleted && isCLibrary(mapping.baseName) {
@@ -33,21 +37,5 @@ public enum CLibraryFiles {
             }
         }
         return files
-    }
-
-    /// The C libraries of `resolution`'s PostgreSQL servers (their postmasters), else of the
-    /// container's init process when no server was found. `maps` is read by pid, so it counts
-    /// only when that pid still names the process discovered afterwards.
-    public static func files(for resolution: Resolution, host: HostRoot) -> [LibraryFile] {
-        var pids = resolution.postgres.map(\.postmasterPID)
-        if pids.isEmpty, let pid = resolution.container.pid { pids = [pid] }
-        var seen = Set<LibraryFile.Identity>()
-        return pids.flatMap { pid -> [LibraryFile] in
-            let found = files(pid: pid, host: host)
-            guard let identity = resolution.identity(ofProcess: pid), (try? identity.confirm(host: host)) != nil else {
-                return []
-            }
-            return found
-        }.filter { seen.insert($0.identity).inserted }
     }
 }

@@ -51,7 +51,7 @@ extension ProbeReports {
             simple: ns(result.simple), extended: ns(result.extended), stateNanoseconds: result.stateNs.map(ns),
             throttledNanoseconds: ns(result.throttledNs), reclaimNanoseconds: ns(result.reclaimNs),
             latencyMicroseconds: result.latencyMicroseconds, slowest: slowest, showText: showText,
-            untracked: ns(result.untracked), slowLost: ns(result.slowLost &+ result.droppedStatements),
+            untracked: ns(result.untracked), slowLost: ns(result.slowLost),
             windowNanoseconds: windowNanoseconds)
     }
 }

@@ -15,26 +15,18 @@ public enum ServerExecutableFiles {
     /// The executable process `pid` runs, as a file to attach to; nil when its maps or exe link
     /// cannot be read, or the file was deleted.
     public static func file(pid: Int32, host: HostRoot) -> LibraryFile? {
+        guard let maps = try? ProcessMaps.read(host: host, pid: pid) else { return nil }
+        return file(pid: pid, maps: maps, host: host)
+    }
+
+    /// The executable of process `pid` among its `maps` (read once by the caller).
+    public static func file(pid: Int32, maps: [MappedFile], host: HostRoot) -> LibraryFile? {
         guard let exe = try? host.readLink("proc/\(pid)/exe"), !exe.hasSuffix(" (deleted)"),
-            let maps = try? ProcessMaps.read(host: host, pid: pid),
             let mapping = maps.first(where: { $0.path == exe && !$0.deleted })
         else { return nil }
         return LibraryFile(
             identity: LibraryFile.Identity(
                 major: mapping.deviceMajor, minor: mapping.deviceMinor, inode: mapping.inode),
             rootPath: host.resolve("proc/\(pid)/root"), path: mapping.path)
-    }
-
-    /// The executables of `resolution`'s servers, one per file (device and inode), each only
-    /// while its pid still names the postmaster discovered.
-    public static func files(for resolution: Resolution, host: HostRoot) -> [LibraryFile] {
-        var seen = Set<LibraryFile.Identity>()
-        return resolution.postgres.compactMap { server -> LibraryFile? in
-            let pid = server.postmasterPID
-            guard let file = file(pid: pid, host: host), let identity = resolution.identity(ofProcess: pid),
-                (try? identity.confirm(host: host)) != nil, seen.insert(file.identity).inserted
-            else { return nil }
-            return file
-        }
     }
 }

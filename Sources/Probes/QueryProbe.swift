@@ -35,10 +35,8 @@ public final class QueryProbe: Probe {
         .usdt(program: QueryObject.Program.pgnQLwOut, provider: provider, probe: "lwlock__wait__done"),
     ]
 
-    static let usdtPrograms: [QueryObject.Program] = [
-        .pgnQStart, .pgnQDone, .pgnQExIn, .pgnQExOut, .pgnQLkIn, .pgnQLkOut, .pgnQLwIn,
-        .pgnQLwOut,
-    ]
+    /// The USDT programs (those of `functions`), in both program sets.
+    static let usdtPrograms: [QueryObject.Program] = functions.compactMap { QueryObject.Program(rawValue: $0.program) }
 
     public static let definition = ProbeDefinition(
         requirement: BPFProbeRequirement(
@@ -361,8 +359,6 @@ public struct QueryResult: Sendable, Equatable {
     public var untracked: UInt64 = 0
     /// Slow statements the ring buffer could not take.
     public var slowLost: UInt64 = 0
-    /// Slow statements dropped in user space (more arrived than could be kept).
-    public var droppedStatements: UInt64 = 0
     /// Durations in µs, log2 buckets.
     public var latencyMicroseconds: [UInt64] = Array(repeating: 0, count: Int(PGN_HIST_SLOTS))
     /// The slowest statements, slowest first (at most `QueryProbe.slowestLimit`).
