@@ -129,6 +129,11 @@ public enum CPUContentionCheck {
     /// virtual CPUs were not running for more than a tenth of the time they wanted to, whoever
     /// on the node wanted them.
     public static let warningStealRatio = 0.10
+    /// Below this CPU demand (run plus run-queue wait, in CPU seconds per second of wall time),
+    /// high steal is said but is no warning for this container: steal delays what wants to run,
+    /// and an idle container's few wake-ups lose nothing one could measure to it (the node's other
+    /// containers with demand carry the warning).
+    public static let minimumStealDemandPerSecond = 0.05
 
     /// The observation for one container.
     public static func evaluate(_ facts: CPUContentionFacts) -> Observation {
@@ -147,6 +152,7 @@ public enum CPUContentionCheck {
         let runnable = run.addingSaturating(wait)
         let share: Double? = runnable > 0 ? Double(wait) / Double(runnable) : nil
         let waitPerSecond: Double? = seconds > 0 ? Double(wait) / 1e9 / seconds : nil
+        let demandPerSecond: Double? = seconds > 0 ? Double(runnable) / 1e9 / seconds : nil
         let steal: Double? =
             if let ticks = window.nodeTicks, let stolen = window.stealTicks, ticks > 0 {
                 Double(stolen) / Double(ticks)
@@ -167,6 +173,7 @@ public enum CPUContentionCheck {
             "run_queue_wait_per_second": double(waitPerSecond, places: 4),
             "run_queue_wait_share": double(share, places: 4),
             "steal_ratio": double(steal, places: 4),
+            "cpu_demand_per_second": double(demandPerSecond, places: 4),
             "per_role": .array(
                 roles.map { r in
                     let total = r.runNanoseconds.addingSaturating(r.waitNanoseconds)
@@ -217,8 +224,13 @@ public enum CPUContentionCheck {
         let exitedNote =
             window.exited > 0
             ? " \(window.exited) process(es) exited during the window; their last part is not counted." : ""
-        let stealText = steal.map { " The node's steal time was \(format($0 * 100, places: 1)) %." } ?? ""
-        let stealHigh = (steal ?? 0) > warningStealRatio
+        let stealAbove = (steal ?? 0) > warningStealRatio
+        let stealHigh = stealAbove && (demandPerSecond ?? 0) >= minimumStealDemandPerSecond
+        let stealText =
+            (steal.map { " The node's steal time was \(format($0 * 100, places: 1)) %." } ?? "")
+            + (stealAbove && !stealHigh
+                ? " The container asked for too little CPU in the window (\(format(demandPerSecond ?? 0, places: 3)) CPU "
+                    + "seconds per second) for the steal to cost it anything one could measure." : "")
         let remedyText = remedy(steal: stealHigh)
 
         guard let share, let waitPerSecond else {

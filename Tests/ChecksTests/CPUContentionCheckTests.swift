@@ -106,11 +106,27 @@ struct CPUContentionCheckTests {
         #expect(o.evidence["throttled_periods"] == .int(90) && o.evidence["throttled_seconds"] == .double(4))
     }
 
-    @Test("steal above a tenth of the node's CPU time: a warning with the node-type remedy, even when idle")
+    /// Steal above a tenth of the node's CPU time: a warning with the node-type remedy when the
+    /// container wants CPU; said, but ok, when it is idle.
+    @Test("steal: a warning when the container wants CPU, said but ok when it is idle")
     func steal() {
-        let o = CPUContentionCheck.evaluate(F.facts(F.window(run: 0, wait: 0, ticks: 1000, steal: 150)))
-        #expect(o.severity == .warning, "\(o.summary)")
-        #expect(o.remedy.contains("without CPU steal"))
+        // 10 s window: 0.5 CPU second run is 0.05 CPU seconds per second, the floor.
+        let busy = CPUContentionCheck.evaluate(F.facts(F.window(run: F.second / 2, wait: 0, ticks: 1000, steal: 150)))
+        #expect(busy.severity == .warning, "\(busy.summary)")
+        #expect(busy.remedy.contains("without CPU steal"))
+        #expect(busy.evidence["cpu_demand_per_second"] == .double(0.05))
+        #expect(busy.evidence["steal_ratio"] == .double(0.15))
+        let below = CPUContentionCheck.evaluate(
+            F.facts(F.window(run: F.second / 2 - 1, wait: 0, ticks: 1000, steal: 150)))
+        #expect(below.severity == .ok, "\(below.summary)")
+        #expect(below.summary.contains("steal time was 15.0 %") && below.summary.contains("too little CPU"))
+        #expect(below.remedy.isEmpty)
+        let idle = CPUContentionCheck.evaluate(F.facts(F.window(run: 0, wait: 0, ticks: 1000, steal: 150)))
+        #expect(idle.severity == .ok && idle.summary.contains("too little CPU"), "\(idle.summary)")
+        // Demand counts the wait too: 0.3 s run and 0.3 s wait is 0.06 CPU seconds per second.
+        let waiting = CPUContentionCheck.evaluate(
+            F.facts(F.window(run: 3 * F.second / 10, wait: 3 * F.second / 10, ticks: 1000, steal: 150)))
+        #expect(waiting.severity != .ok && waiting.remedy.contains("without CPU steal"), "\(waiting.summary)")
         let unknown = CPUContentionCheck.evaluate(F.facts(F.window(run: F.second, wait: 0, ticks: nil)))
         #expect(unknown.evidence["steal_ratio"] == .null && unknown.severity == .ok)
     }
