@@ -47,6 +47,11 @@ public struct QueryLatencyReport: Sendable, Equatable {
     public var throttledNanoseconds: Int64
     /// Reclaim inside statements (the memory cgroup's and the node's direct reclaim).
     public var reclaimNanoseconds: Int64
+    /// The container's CFS periods over the window and those its own quota throttled
+    /// (`cpu.throttling`'s counters, read at both ends of the same window); nil when unknown or
+    /// it has no quota.
+    public var quotaPeriods: Int64?
+    public var quotaThrottledPeriods: Int64?
     /// The client backends' dirty-page pauses (`balance_dirty_pages`) in the window, from the
     /// writeback probe; nil when it does not run. They sleep in I/O wait.
     public var writebackPausedNanoseconds: Int64?
@@ -90,7 +95,9 @@ public struct QueryLatencyReport: Sendable, Equatable {
 /// CPU time.
 ///
 /// Severity: `info`, unless one cause below PostgreSQL — waiting for a CPU (`cpu.throttling` when
-/// most of the wait began with the quota's throttling, else `cpu.contention`), I/O wait
+/// at least half of the wait was throttled, or the container's own quota throttled it in at least
+/// half of the window's CFS periods, so that the quota, not a neighbour, bounded its CPU; else
+/// `cpu.contention`), I/O wait
 /// (`writeback.throttle` when dirty-page pauses make most of it, else `blkio.noise`), or reclaim
 /// inside statements (`memory.reclaim`) — takes more than `warningShare` of all statement time: `warning`,
 /// naming that check. Lock waits and other sleeps are PostgreSQL's and the client's: reported,
@@ -127,11 +134,15 @@ public enum QueryLatencyCheck {
         let cpuWait = report.stateNanoseconds[1]
         let ioWait = report.stateNanoseconds[2]
         let writeback = report.writebackPausedNanoseconds ?? 0
+        let waitsThrottled = report.throttledNanoseconds > 0 && report.throttledNanoseconds >= cpuWait / 2
+        let quotaBound =
+            if let periods = report.quotaPeriods, let throttled = report.quotaThrottledPeriods, throttled > 0 {
+                Double(throttled) * 2 >= Double(periods)
+            } else { false }
         var causes = [
             Cause(
                 name: "cpu_wait", share: share(cpuWait),
-                check: report.throttledNanoseconds >= cpuWait / 2 && report.throttledNanoseconds > 0
-                    ? "cpu.throttling" : "cpu.contention",
+                check: waitsThrottled || quotaBound ? "cpu.throttling" : "cpu.contention",
                 belowPostgres: true),
             Cause(
                 name: "io_wait", share: share(ioWait),
@@ -243,6 +254,8 @@ public enum QueryLatencyCheck {
             "time_share": shares(report.stateNanoseconds),
             "statement_ns": .int(report.stateNanoseconds.saturatingSum()),
             "cpu_wait_throttled_ns": .int(report.throttledNanoseconds),
+            "quota_periods": .from(report.quotaPeriods),
+            "quota_throttled_periods": .from(report.quotaThrottledPeriods),
             "reclaim_ns": .int(report.reclaimNanoseconds),
             "writeback_paused_ns": .from(report.writebackPausedNanoseconds),
             "slowest": .array(slowest.map { statementJSON($0, showText: report.showText) }),

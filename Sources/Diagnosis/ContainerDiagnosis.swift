@@ -101,7 +101,8 @@ public enum ContainerDiagnosis {
         if let slot, let window, let names {
             observations += probeObservations(
                 resolution, index: slot, host: host, window: window.window, names: names, pageSize: window.pageSize,
-                clock: window.clock, devices: window.devices, queryText: window.queryText, step: step)
+                clock: window.clock, devices: window.devices, queryText: window.queryText, cpu: try? cpu.get(),
+                step: step)
         }
         return observations
     }
@@ -147,12 +148,13 @@ public enum ContainerDiagnosis {
         return observations
     }
 
-    /// The checks of every probe of the window (`ProbeCheckFeeding`), for the target at `index`;
+    /// The checks of every probe of the window (`ProbeCheckFeeding`), for the target at `index`
+    /// (`cpu`: its CPU cgroup over the same window, for `query.latency`'s CPU wait);
     /// a probe that did not run, or cannot watch this target, gives `unavailable` with its reason.
     public static func probeObservations(
         _ resolution: Resolution, index: Int, host: HostRoot, window: ProbeWindow, names: CgroupNames, pageSize: Int,
         clock: ProbeReports.Clock, devices: [BlockNoiseReport.Device], queryText: Bool = false,
-        step: (String) -> Void = { _ in }
+        cpu: CPUCgroupWindow? = nil, step: (String) -> Void = { _ in }
     ) -> [Observation] {
         // Name the processes the probes saw, including those born during the window (read from
         // /proc now, while they still run).
@@ -163,7 +165,7 @@ public enum ContainerDiagnosis {
         return withoutActuallyEscaping(step) { step in
             let context = ProbeCheckContext(
                 resolution: resolution, host: host, window: window, processNames: processNames, cgroupNames: names,
-                pageSize: pageSize, clock: clock, devices: devices, step: step, queryText: queryText)
+                pageSize: pageSize, clock: clock, devices: devices, step: step, queryText: queryText, cpu: cpu)
             return observations(of: zip(window.statuses, feeding), slot: index, context)
         }
     }

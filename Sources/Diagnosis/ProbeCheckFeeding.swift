@@ -42,4 +42,6 @@ public struct ProbeCheckContext {
     public var step: (String) -> Void
     /// `--query-text`: `query.latency` shows the slowest statements' text, not a hash.
     public var queryText = false
+    /// The container's CPU cgroup over the same window (`cpu.throttling`'s counters), when read.
+    public var cpu: CPUCgroupWindow? = nil
 }

@@ -17,6 +17,10 @@ extension QueryProbe: ProbeCheckFeeding {
         var report = ProbeReports.query(
             results.query[slot] ?? QueryResult(), names: context.processNames,
             windowNanoseconds: context.window.nanoseconds, showText: context.queryText)
+        if let cpu = context.cpu, cpu.bandwidth?.quotaMicroseconds != nil {
+            report.quotaPeriods = cpu.periods
+            report.quotaThrottledPeriods = cpu.throttledPeriods
+        }
         if writebackRuns {
             let paused = ProbeReports.writeback(
                 results.writeback[slot] ?? WritebackResult(), names: context.processNames, pageSize: context.pageSize,

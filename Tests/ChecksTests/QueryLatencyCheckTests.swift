@@ -67,6 +67,28 @@ struct QueryLatencyCheckTests {
         #expect(edge.evidence["explained_by"] == "cpu.throttling")
     }
 
+    @Test("CPU wait in a window the container's own quota throttled in at least half its periods: cpu.throttling")
+    func cpuWaitQuotaBound() {
+        func named(_ periods: Int64?, _ throttled: Int64?) -> JSONValue? {
+            var r = Self.report([600, 400, 0, 0, 0], throttled: 0)
+            r.quotaPeriods = periods
+            r.quotaThrottledPeriods = throttled
+            let o = QueryLatencyCheck.evaluate(r)
+            #expect(o.evidence["quota_periods"] == .from(periods))
+            #expect(o.evidence["quota_throttled_periods"] == .from(throttled))
+            return o.evidence["explained_by"]
+        }
+        #expect(named(20, 20) == "cpu.throttling")
+        #expect(named(20, 10) == "cpu.throttling")
+        #expect(named(20, 9) == "cpu.contention")
+        #expect(named(20, 0) == "cpu.contention")
+        #expect(named(nil, nil) == "cpu.contention")
+        #expect(named(0, 0) == "cpu.contention")
+        // Counters from outside: no trap on extremes.
+        #expect(named(.min, .max) == "cpu.throttling")
+        #expect(named(.max, 1) == "cpu.contention")
+    }
+
     @Test("I/O wait: writeback.throttle when dirty-page pauses make half of it or more, else blkio.noise")
     func ioWait() {
         let writeback = QueryLatencyCheck.evaluate(Self.report([500, 0, 500, 0, 0], writeback: 250))
