@@ -23,16 +23,21 @@ public final class QueryProbe: Probe {
     /// The USDT provider of PostgreSQL's probes.
     public static let provider = "postgresql"
 
-    /// Its USDT probes: every call site of each in the server executable.
+    /// Its USDT probes: every call site of each in the server executable, attached in this order
+    /// (`UprobeAttachments` attaches a file's functions one after another): each `…done` before
+    /// its `…start`. A backend that passes a start probe once it is attached then always meets
+    /// its done probe; in the other order, a statement begun between the two attachments would
+    /// never end (its nesting depth stays one above the truth), and it would swallow every later
+    /// statement of that backend while the server runs under load.
     public static let functions: [UprobeAttachments.Function] = [
-        .usdt(program: QueryObject.Program.pgnQStart, provider: provider, probe: "query__start"),
         .usdt(program: QueryObject.Program.pgnQDone, provider: provider, probe: "query__done"),
-        .usdt(program: QueryObject.Program.pgnQExIn, provider: provider, probe: "query__execute__start"),
         .usdt(program: QueryObject.Program.pgnQExOut, provider: provider, probe: "query__execute__done"),
-        .usdt(program: QueryObject.Program.pgnQLkIn, provider: provider, probe: "lock__wait__start"),
         .usdt(program: QueryObject.Program.pgnQLkOut, provider: provider, probe: "lock__wait__done"),
-        .usdt(program: QueryObject.Program.pgnQLwIn, provider: provider, probe: "lwlock__wait__start"),
         .usdt(program: QueryObject.Program.pgnQLwOut, provider: provider, probe: "lwlock__wait__done"),
+        .usdt(program: QueryObject.Program.pgnQStart, provider: provider, probe: "query__start"),
+        .usdt(program: QueryObject.Program.pgnQExIn, provider: provider, probe: "query__execute__start"),
+        .usdt(program: QueryObject.Program.pgnQLkIn, provider: provider, probe: "lock__wait__start"),
+        .usdt(program: QueryObject.Program.pgnQLwIn, provider: provider, probe: "lwlock__wait__start"),
     ]
 
     /// The USDT programs (those of `functions`), in both program sets.

@@ -70,11 +70,11 @@ struct QueryProbeAttachTests {
         #expect(status.running, "\(status)")
         #expect(status.unattached.count == 1, "\(status.unattached)")
         #expect(
-            status.unattached.first?.contains("no USDT probe postgresql:query__start") == true, "\(status.unattached)")
+            status.unattached.first?.contains("no USDT probe postgresql:query__done") == true, "\(status.unattached)")
         let results = await session.finish()
         session.close()
         let reason = try #require(results.unwatched[QueryProbe.name]?[0], "\(results.unwatched)")
-        #expect(reason.contains("has no USDT probe postgresql:query__start"), "\(reason)")
+        #expect(reason.contains("has no USDT probe postgresql:query__done"), "\(reason)")
         #expect(reason.contains("--enable-dtrace"), "\(reason)")
     }
 

@@ -93,4 +93,20 @@ struct QueryProbeDecodingTests {
         #expect(QueryProbe.window([0: third], baseline: &baseline)[0] == nil)
         #expect(QueryProbe.events(in: w2) == 17)
     }
+
+    @Test("every done probe is attached before its start probe, so that no statement begun mid-attach stays open")
+    func doneBeforeStart() {
+        let order = QueryProbe.functions.map(\.symbol)
+        let pairs = [
+            ("query__start", "query__done"), ("query__execute__start", "query__execute__done"),
+            ("lock__wait__start", "lock__wait__done"), ("lwlock__wait__start", "lwlock__wait__done"),
+        ]
+        for (start, done) in pairs {
+            let s = order.firstIndex(of: start)
+            let d = order.firstIndex(of: done)
+            #expect(s != nil && d != nil, "\(start), \(done) in \(order)")
+            if let s, let d { #expect(d < s, "\(done) attaches after \(start): \(order)") }
+        }
+        #expect(order.count == pairs.count * 2)
+    }
 }
