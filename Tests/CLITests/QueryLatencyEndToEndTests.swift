@@ -214,6 +214,9 @@ struct QueryLatencyEndToEndTests {
             "QueryLatencyEndToEndTests [alone]: \(aloneBusiest["severity"] ?? .null), time_share "
                 + "\(aloneBusiest["evidence"]?["time_share"].map { "\($0)" } ?? "?")")
         #expect(aloneBusiest["severity"] == "info", "\(aloneBusiest)")
+        // The issue's "cpu_wait near zero" for the unlimited server with one client: a tenth at
+        // most (a third is the warning's line; seen here: 0 to 0.008).
+        #expect((aloneBusiest["evidence"]?["time_share"]?["cpu_wait"]?.doubleValue ?? 1) < 0.1, "\(aloneBusiest)")
 
         let validation = try Command.run(
             ["python3", TestEnvironment.scriptPath("validate-findings")], stdin: observer.agent.stdout)
