@@ -126,10 +126,18 @@ struct CPUMigrationsEndToEndTests {
             }
             let backends = try backends(busy, among: container.tasks)
             try #require(backends.count == Self.clients, "backends \(backends)")
-            // psql's backend gone (hang guard 60 s): from here the container's tasks stay.
+            // psql's backend gone, and reaped by the postmaster (an exited backend stays a zombie,
+            // still among the cgroup's tasks, until then; stopped with the postmaster it would
+            // stay one, and go when the postmaster resumes) (hang guard 60 s): from here the
+            // container's tasks stay.
+            func settled() -> Bool {
+                let tasks = container.tasks
+                return otherClientBackends(among: tasks, backends).isEmpty
+                    && !tasks.contains { TaskScheduling.state(pid: $0) == "Z" }
+            }
             let deadline = Date().addingTimeInterval(60)
-            while !otherClientBackends(among: container.tasks, backends).isEmpty && Date() < deadline { usleep(20_000) }
-            try #require(otherClientBackends(among: container.tasks, backends).isEmpty)
+            while !settled() && Date() < deadline { usleep(20_000) }
+            try #require(settled(), "\(container.tasks.map { "\($0) \(TaskScheduling.state(pid: $0) ?? "-")" })")
 
             // Stopped from before pgnode attaches its probe to after the kernel's counters are
             // read at the end: the moves between are the ones both count.

@@ -85,12 +85,21 @@ public enum TaskScheduling {
         }
     }
 
-    /// Waits until every one of `pids` is stopped (state `T`) and off every run queue, at most
-    /// `timeout` seconds (a hang guard); returns the pids that are not.
+    /// Waits until every one of `pids` is stopped (state `T`) and off every run queue, or can
+    /// never run again (a zombie `Z` — a backend that exited while its postmaster, stopped too,
+    /// could not reap it — `X`, or gone), at most `timeout` seconds (a hang guard); returns the
+    /// pids that are not.
     public static func waitUntilStopped(_ pids: [Int32], timeout: Double = 60) -> [Int32] {
         let deadline = Date().addingTimeInterval(timeout)
+        func quiescent(_ pid: Int32) -> Bool {
+            switch state(pid: pid) {
+            case nil, "Z", "X": true
+            case "T": isOffRunQueue(pid: pid)
+            default: false
+            }
+        }
         while true {
-            let running = pids.filter { state(pid: $0) != "T" || !isOffRunQueue(pid: $0) }
+            let running = pids.filter { !quiescent($0) }
             if running.isEmpty || Date() >= deadline { return running }
             usleep(10_000)
         }
