@@ -41,12 +41,13 @@ extension ProbeTargets {
             libraries += found
             if let server { servers.append(server) }
         }
+        return (unique(libraries), unique(servers))
+    }
+
+    /// `files` with one entry per file (device and inode), in order.
+    static func unique(_ files: [LibraryFile]) -> [LibraryFile] {
         var seen = Set<LibraryFile.Identity>()
-        var seenServers = Set<LibraryFile.Identity>()
-        return (
-            libraries.filter { seen.insert($0.identity).inserted },
-            servers.filter { seenServers.insert($0.identity).inserted }
-        )
+        return files.filter { seen.insert($0.identity).inserted }
     }
 }
 

@@ -12,14 +12,8 @@ import Resolution
 /// upgraded in place (its executable deleted since it started) is left out: its path names
 /// another file now.
 public enum ServerExecutableFiles {
-    /// The executable process `pid` runs, as a file to attach to; nil when its maps or exe link
-    /// cannot be read, or the file was deleted.
-    public static func file(pid: Int32, host: HostRoot) -> LibraryFile? {
-        guard let maps = try? ProcessMaps.read(host: host, pid: pid) else { return nil }
-        return file(pid: pid, maps: maps, host: host)
-    }
-
-    /// The executable of process `pid` among its `maps` (read once by the caller).
+    /// The executable process `pid` runs, among its `maps` (read once by the caller), as a file
+    /// to attach to; nil when its exe link cannot be read, or the file was deleted.
     public static func file(pid: Int32, maps: [MappedFile], host: HostRoot) -> LibraryFile? {
         guard let exe = try? host.readLink("proc/\(pid)/exe"), !exe.hasSuffix(" (deleted)"),
             let mapping = maps.first(where: { $0.path == exe && !$0.deleted })
