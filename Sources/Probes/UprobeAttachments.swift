@@ -96,24 +96,41 @@ public final class UprobeAttachments {
     /// Attaches to every library of `libraries` not yet attached and detaches the attached ones
     /// that are not in it. Returns what failed, by library; the libraries that failed stay
     /// unattached and are tried again by the next update.
+    ///
+    /// One file (device and inode) may come several times, through the roots of several
+    /// containers or processes: it is opened through the first of them that still opens (a root
+    /// is reached through a pid, and a process may exit between the reading of its `maps` and the
+    /// attach), so one gone process does not leave the others' file unprobed. Only when none opens
+    /// is it a failure, the last root's; a refused attach (a missing symbol) is the file's and
+    /// final for this update.
     @discardableResult
     public func update(libraries: [LibraryFile]) -> [Failure] {
-        var wanted: [LibraryFile.Identity: LibraryFile] = [:]
+        var wanted: [LibraryFile.Identity: [LibraryFile]] = [:]
         var order: [LibraryFile.Identity] = []
-        for library in libraries where wanted[library.identity] == nil {
-            wanted[library.identity] = library
-            order.append(library.identity)
+        for library in libraries {
+            if wanted[library.identity] == nil { order.append(library.identity) }
+            if wanted[library.identity]?.contains(library) != true {
+                wanted[library.identity, default: []].append(library)
+            }
         }
         let gone = attached.keys.filter { wanted[$0] == nil }
         BPFObject.destroy(gone.flatMap { attached.removeValue(forKey: $0)?.links ?? [] })
 
         var failures: [Failure] = []
         for identity in order where attached[identity] == nil {
-            let library = wanted[identity]!
-            switch attach(library) {
-            case .success(let links): attached[identity] = (library, links)
-            case .failure(let failure): failures.append(failure)
+            var failure: Failure?
+            candidates: for library in wanted[identity]! {
+                switch attach(library) {
+                case .success(let links):
+                    attached[identity] = (library, links)
+                    failure = nil
+                    break candidates
+                case .failure(let failed):
+                    failure = failed
+                    if case .attach = failed.reason { break candidates }
+                }
             }
+            if let failure { failures.append(failure) }
         }
         return failures
     }

@@ -102,6 +102,35 @@ struct UprobeAttachmentTests {
         }
     }
 
+    @Test("a file mapped by two processes is attached through the second's root when the first process is gone")
+    func rootOfAGoneProcess() throws {
+        guard TestEnvironment.require(ProbeTestSupport.canRunBPF, "root and kernel BTF") else { return }
+        let own = try #require(CLibraryFiles.files(pid: getpid(), host: HostRoot("/")).first)
+        // No process has pid `pid_max` (pids are below it): the root of a process that exited
+        // between the reading of its maps and the attach.
+        let pidMax = try String(contentsOfFile: "/proc/sys/kernel/pid_max", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        var gone = own
+        gone.rootPath = "/proc/\(pidMax)/root"
+        #expect(!FileManager.default.fileExists(atPath: gone.rootPath))
+
+        try withShmObject { object in
+            let attachments = UprobeAttachments(object: object, functions: ShmProbe.functions)
+            // Only the gone process's root: the file cannot be opened, and says so.
+            var failures = attachments.update(libraries: [gone])
+            #expect(failures.count == 1)
+            if case .open(.unreadable) = failures.first?.reason {} else { Issue.record("\(failures)") }
+            #expect(attachments.linkCount == 0)
+            // The same file through a live process's root too: attached through that one.
+            failures = attachments.update(libraries: [gone, own])
+            #expect(failures.isEmpty, "\(failures)")
+            #expect(attachments.linkCount == ShmProbe.functions.count)
+            #expect(attachments.libraries == [own])
+            attachments.update(libraries: [])
+            #expect(attachments.linkCount == 0)
+        }
+    }
+
     /// A program that calls the three probed functions of the C library it maps, `rounds`
     /// times each, on a scratch file (`argv[1]`), and prints the path of that C library.
     static let probedCalls = """
