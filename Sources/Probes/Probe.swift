@@ -6,7 +6,9 @@
 ///
 /// An instance lives as long as its loaded object in one session: created once the object is
 /// loaded, closed with it. Not `Sendable`: it owns libbpf state; the session's task drives it.
-public protocol Probe: AnyObject {
+/// Its type is (`SendableMetatype`): the catalog and the plans that list probe types, and their
+/// static definitions, are shared between tasks.
+public protocol Probe: AnyObject, SendableMetatype {
     /// What the probe saw for one target (slot) in one window.
     associatedtype Result: Sendable, Equatable
     /// What `window` keeps between windows to turn cumulative counters into differences.

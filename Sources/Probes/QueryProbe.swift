@@ -124,7 +124,7 @@ public final class QueryProbe: Probe {
 
     public func read(drain: Bool) throws(BPFError) -> [Int: QueryResult] {
         let statements = takeStatements()
-        var results = try Self.read(object, statements: statements)
+        let results = try Self.read(object, statements: statements)
         if drain {
             window &+= 1
             try? object.map(QueryObject.Map.queryWindow).update(UInt32(0), window)

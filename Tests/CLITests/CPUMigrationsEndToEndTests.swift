@@ -144,7 +144,11 @@ struct CPUMigrationsEndToEndTests {
             try container.stop()
             let tasks = container.tasks
             var baseline: [Int32: UInt64] = [:]
-            for tid in tasks { baseline[tid] = try #require(TaskScheduling.migrations(pid: tid), "\(tid)") }
+            for tid in tasks {
+                // Bound first: assigned to the subscript, #require would take the optional as it is.
+                let migrations = try #require(TaskScheduling.migrations(pid: tid), "\(tid)")
+                baseline[tid] = migrations
+            }
             // One move each that the test forces: pinned away from the CPU it stopped on, a
             // backend is moved when it is continued.
             var affinities: [Int32: String] = [:]
@@ -170,7 +174,10 @@ struct CPUMigrationsEndToEndTests {
             // A fixed amount of work, not of time: every backend waits for its next query at
             // least 3 more times (3 queries done), on more runnable backends than CPUs.
             var switches: [Int32: UInt64] = [:]
-            for pid in backends { switches[pid] = try #require(TaskScheduling.voluntarySwitches(pid: pid)) }
+            for pid in backends {
+                let voluntary = try #require(TaskScheduling.voluntarySwitches(pid: pid), "\(pid)")
+                switches[pid] = voluntary
+            }
             let worked = Date().addingTimeInterval(120)
             while Date() < worked,
                 backends.contains(where: { (TaskScheduling.voluntarySwitches(pid: $0) ?? 0) < switches[$0]! + 3 })

@@ -79,7 +79,11 @@ struct MigrationsWorkloadTests {
         // Stopped, off every run queue, the workers cannot move: what the kernel counted of them
         // so far (before the probe was attached) is their baseline.
         var baseline: [Int32: UInt64] = [:]
-        for pid in pids { baseline[pid] = try #require(TaskScheduling.migrations(pid: pid)) }
+        for pid in pids {
+            // Bound first: assigned to the subscript, #require would take the optional as it is.
+            let migrations = try #require(TaskScheduling.migrations(pid: pid), "\(pid)")
+            baseline[pid] = migrations
+        }
         // One move each that the test forces: pinned away from the CPU it stopped on, a worker
         // is moved by its wakeup (SIGCONT); its affinity is given back once the kernel counted it.
         for pid in pids {
