@@ -173,3 +173,13 @@ extension JSONValue {
         return .int(Int64(clamping: value))
     }
 }
+
+extension JSONValue: CustomStringConvertible {
+    /// The value as compact JSON text (`JSONWriter.string`): what logs and test messages show.
+    public var description: String { JSONWriter.string(self) }
+}
+
+extension JSONObject: CustomStringConvertible {
+    /// The object as compact JSON text, its members in order.
+    public var description: String { JSONWriter.string(.object(self)) }
+}
